@@ -1,0 +1,1 @@
+"""Click commands of the fne CLI, one module each (registered in fne/cli.py)."""

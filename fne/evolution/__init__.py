@@ -1,0 +1,1 @@
+"""Data, training-free fitness, genetic operators, selection and the search loop."""

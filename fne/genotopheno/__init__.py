@@ -1,0 +1,1 @@
+"""Genotypes, op registries, cells, networks and search spaces."""
