@@ -1,0 +1,76 @@
+"""`plot_scores` / `fne plot-scores`: validate the training-free heuristics against NAS-Bench-201 accuracy."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from fne.device import DEVICE_CHOICES
+
+DEFAULT_GROUND_TRUTH = Path("../shared/data/nb201/nb201_cifar10.csv")
+# Read by OpenMP when torch loads (torch is imported inside the command, after this). Busy-waiting OpenMP
+# threads made each probe 30-50x slower on a shared 2-core machine; passive waiting costs nothing measurable.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+@click.command("plot-scores")
+@click.option("--ground-truth", type=click.Path(path_type=Path), default=DEFAULT_GROUND_TRUTH, show_default=True,
+              help="CSV with one architecture per row and its true accuracy.")
+@click.option("--arch-column", default="arch_str", show_default=True, help="Column of architecture strings.")
+@click.option("--accuracy-column", default="cifar10_test", show_default=True, help="Column of true accuracies.")
+@click.option("--space", "space_name", default="nb201", show_default=True, help="Search space of the strings.")
+@click.option("--sample", type=int, default=1000, show_default=True,
+              help="Score a seeded random subset of this many architectures (0: all).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the subset, the image batch and every network init.")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Real CIFAR-10 images per probe.")
+@click.option("--repeats", type=int, default=1, show_default=True, help="Inits per architecture (averaged).")
+@click.option("--heuristics", default="ntk,linear_regions,grad_corr", show_default=True,
+              help="Comma-separated registered heuristics to score and rank-combine.")
+@click.option("--width", "C", type=int, default=None, help="Network width C (default: the space's, 16 for NB201).")
+@click.option("--layers", type=int, default=None, help="Cells per stage (default: the space's, 5 for NB201).")
+@click.option("--batch-norm", type=click.Choice(["frozen", "eval", "train"]), default="frozen", show_default=True,
+              help="BatchNorm semantics of the probe (see fne/evolution/jacobians.py).")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="cifar-10-batches-py folder for the image batch; default: the 1,000 images shipped with fne.")
+@click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True)
+@click.option("--memory-budget-mib", type=float, default=2048.0, show_default=True,
+              help="Peak memory of one probe; larger batches are chunked.")
+@click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
+@click.option("--cache", "cache_path", type=click.Path(path_type=Path), default=None,
+              help="Score cache (append-only JSON lines; default OUT/score_cache.jsonl): reruns resume from it.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def plot_scores(ground_truth: Path, arch_column: str, accuracy_column: str, space_name: str, sample: int, seed: int,
+                batch_size: int, repeats: int, heuristics: str, C: int | None, layers: int | None, batch_norm: str,
+                data_dir: Path | None, device: str, memory_budget_mib: float, threads: int | None,
+                cache_path: Path | None, out: Path, progress: bool) -> None:
+    """Score architectures of a ground-truth CSV with the heuristics and rank-correlate them with accuracy.
+
+    Writes OUT/scores.csv, OUT/correlations.csv (Kendall tau, Spearman rho; higher = better predictor)
+    and seaborn scatter plots of every score against accuracy.
+    """
+    import torch
+
+    from fne.evolution.dataset import heuristic_batch
+    from fne.evolution.fitness import FitnessConfig
+    from fne.evolution.validation import load_ground_truth, sample_rows, summarise_errors, validate
+    from fne.genotopheno.spaces import get_space
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    space = get_space(space_name)
+    table = load_ground_truth(ground_truth, arch_column, accuracy_column, space)
+    table = sample_rows(table, sample or None, seed)
+    names = tuple(name.strip() for name in heuristics.split(",") if name.strip())
+    config = FitnessConfig(batch_size=batch_size, repeats=repeats, seed=seed, device=device, batch_norm=batch_norm,
+                           memory_budget_mib=memory_budget_mib, heuristics=names, C=C, layers=layers)
+    images = heuristic_batch(data_dir, batch_size, seed)
+    result = validate(space, table, arch_column, accuracy_column, images, config, out, cache_path, progress)
+    click.echo(result.correlations.to_string(index=False, float_format=lambda v: f"{v:+.4f}"))
+    errors = summarise_errors(result.scores)
+    for reason, count in sorted(errors.items(), key=lambda item: -item[1]):
+        click.echo(f"{count:5d} x {reason}")
+    click.echo(f"wrote {out}/scores.csv, {out}/correlations.csv and {len(result.files) - 2} figures")

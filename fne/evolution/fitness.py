@@ -1,0 +1,193 @@
+"""Fitness of genotypes: the training-free heuristics of a list of genotypes as one tidy DataFrame.
+
+    df = score_genotypes(get_space("nb201"), ["C+CC+kCC", ...], images, FitnessConfig(seed=0))
+
+One row per genotype, in input order: genotype, one column per heuristic (all minimised; +inf when
+undefined), params, flops, seconds, device, error ("" if none). Each candidate's network is initialised
+from `candidate_seed(run seed, canonical genotype)`, a stable hash, never from the evaluation order, so
+scores do not depend on order, batching or which worker evaluates them. The heuristics themselves
+(registry, definitions, sources) are in heuristics.py; the batched Jacobian machinery in jacobians.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from fne.device import resolve_device
+from fne.errors import ConfigError
+from fne.evolution.heuristics import (
+    HEURISTICS,
+    NTK_METHODS,
+    HeuristicContext,
+    ProbeSettings,
+    ScoreUndefined,
+    probe_network,
+    register_heuristic,
+)
+from fne.evolution.jacobians import NORM_MODES, ActivationBytes
+from fne.genotopheno.network import count_flops, count_parameters
+from fne.genotopheno.spaces import SearchSpace
+
+__all__ = ["DEFAULT_HEURISTICS", "HEURISTICS", "FitnessConfig", "candidate_seed", "register_heuristic",
+           "score_genotypes", "score_network"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HEURISTICS = ("ntk", "linear_regions", "grad_corr")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class FitnessConfig:
+    """How candidates are scored. Defaults are justified by measurements in report/heuristics/README.md."""
+
+    batch_size: int = 64  # N real images per probe (TE-NAS uses 64; NASWOT 128)
+    repeats: int = 1  # independent inits per genotype, scores averaged (TE-NAS uses 3)
+    seed: int = 0  # run seed: with the canonical genotype it fixes every init
+    device: str = "auto"
+    heuristics: tuple[str, ...] = DEFAULT_HEURISTICS
+    memory_budget_mib: float = 2048.0  # peak activation + Jacobian memory of one probe
+    batch_norm: str = "frozen"  # see jacobians.NORM_MODES
+    ntk_method: str = "auto"  # "auto" (one-pass hooks, else torch.func), "hooks", "vmap" or "loop"
+    dtype: str = "float32"
+    C: int | None = None  # network width / depth overrides (None: the space's defaults)
+    layers: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "heuristics", tuple(self.heuristics))
+        if self.batch_size < 2:
+            raise ConfigError(f"batch_size={self.batch_size}: the kernels need at least 2 images")
+        if self.repeats < 1:
+            raise ConfigError(f"repeats={self.repeats} must be at least 1")
+        if self.memory_budget_mib <= 0:
+            raise ConfigError(f"memory_budget_mib={self.memory_budget_mib} must be positive")
+        if self.batch_norm not in NORM_MODES:
+            raise ConfigError(f"batch_norm={self.batch_norm!r} is not one of {', '.join(NORM_MODES)}")
+        if self.ntk_method not in NTK_METHODS:
+            raise ConfigError(f"ntk_method={self.ntk_method!r} is not one of {', '.join(NTK_METHODS)}")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype={self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if not self.heuristics:
+            raise ConfigError("heuristics is empty: name at least one")
+
+    def probe_settings(self) -> ProbeSettings:
+        """The subset of the config that the network probe uses."""
+        return ProbeSettings(self.batch_norm, self.ntk_method, self.memory_budget_mib)
+
+
+def candidate_seed(run_seed: int, genotype: str, repeat: int = 0) -> int:
+    """Init seed of one candidate: a stable SHA-256 hash of (run seed, canonical genotype, repeat), < 2**63."""
+    text = f"{int(run_seed)}\x1f{genotype}" + (f"\x1f{int(repeat)}" if repeat else "")
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little") & (2**63 - 1)
+
+
+def _check_heuristics(names: Sequence[str]) -> None:
+    unknown = [name for name in names if name not in HEURISTICS]
+    if unknown:
+        raise ConfigError(f"unknown heuristic(s) {', '.join(unknown)}; registered: {', '.join(HEURISTICS)}")
+
+
+def score_network(model: torch.nn.Module, images: torch.Tensor, config: FitnessConfig,
+                  activation_bytes: int | None = None) -> tuple[dict[str, float], dict[str, str]]:
+    """(scores, errors) of one built network: +inf and a reason for every score that is undefined."""
+    _check_heuristics(config.heuristics)
+    wanted = [HEURISTICS[name] for name in config.heuristics]
+    needs = frozenset().union(*(h.needs for h in wanted))
+    scores = {h.name: math.inf for h in wanted}
+    errors: dict[str, str] = {}
+    settings = config.probe_settings()
+    try:
+        probe = probe_network(model, images, needs, settings, activation_bytes)
+    except Exception as error:  # noqa: BLE001 - a broken candidate must not stop a search
+        reason = f"probe failed: {type(error).__name__}: {error}".splitlines()[0]
+        log.debug("probe failed", exc_info=True)
+        return scores, {h.name: reason for h in wanted}
+    context = HeuristicContext(model, images, settings, probe)
+    for heuristic in wanted:
+        try:
+            value = float(heuristic.fn(context))
+            if not math.isfinite(value):
+                raise ScoreUndefined(f"returned {value}")
+            scores[heuristic.name] = value
+        except ScoreUndefined as reason:
+            errors[heuristic.name] = str(reason)
+        except Exception as error:  # noqa: BLE001 - a user heuristic may fail on one network
+            errors[heuristic.name] = f"{type(error).__name__}: {error}".splitlines()[0]
+            log.debug("heuristic %s failed", heuristic.name, exc_info=True)
+    return scores, errors
+
+
+def score_genotypes(space: SearchSpace, genotypes: Sequence[str], images: torch.Tensor, config: FitnessConfig,
+                    progress: bool = False) -> pd.DataFrame:
+    """Score genotypes (in input order) on the first config.batch_size images; one DataFrame row each."""
+    _check_heuristics(config.heuristics)
+    if images.dim() != 4 or images.shape[0] < config.batch_size:
+        raise ConfigError(f"images of shape {tuple(images.shape)}: expected (N, C, H, W) with N >= batch_size="
+                          f"{config.batch_size}")
+    device = resolve_device(config.device)
+    dtype = DTYPES[config.dtype]
+    batch = images[:config.batch_size].to(device=device, dtype=dtype)
+    canonical = [space.canonical(g) for g in genotypes]  # GenotypeError up front, before any work
+    rows = []
+    for genotype, key in tqdm(list(zip(genotypes, canonical, strict=True)), desc="scoring", unit="arch",
+                              disable=not progress, leave=False):
+        rows.append(_score_one(space, genotype, key, batch, config, device, dtype))
+    columns = ["genotype", *config.heuristics, "params", "flops", "seconds", "device", "error"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _score_one(space: SearchSpace, genotype: str, canonical: str, batch: torch.Tensor, config: FitnessConfig,
+               device: torch.device, dtype: torch.dtype) -> dict[str, object]:
+    start = time.perf_counter()
+    per_repeat: dict[str, list[float]] = {name: [] for name in config.heuristics}
+    errors: dict[str, str] = {}
+    params = flops = -1
+    activation_bytes = None
+    for repeat in range(config.repeats):
+        seed = candidate_seed(config.seed, canonical, repeat)
+        try:
+            model = space.build(canonical, C=config.C, layers=config.layers, seed=seed).to(device=device,
+                                                                                          dtype=dtype)
+        except ConfigError:
+            raise  # C/layers wrong for this space: every candidate would fail the same way
+        except Exception as error:  # noqa: BLE001 - recorded, the search goes on
+            errors = {name: f"build failed: {type(error).__name__}: {error}" for name in config.heuristics}
+            break
+        if repeat == 0:
+            params = count_parameters(model)
+            flops, activation_bytes = _flops_and_activation_bytes(model, batch)
+        scores, failed = score_network(model, batch, config, activation_bytes)
+        for name, value in scores.items():
+            per_repeat[name].append(value)
+        for name, reason in failed.items():
+            errors.setdefault(name, reason if config.repeats == 1 else f"repeat {repeat}: {reason}")
+    row: dict[str, object] = {"genotype": genotype}
+    for name in config.heuristics:
+        values = per_repeat[name]
+        # Any undefined repeat makes the mean undefined: +inf, the worst, as for a single init.
+        row[name] = float(np.mean(values)) if values and all(map(math.isfinite, values)) else math.inf
+    row.update(params=params, flops=flops, seconds=time.perf_counter() - start, device=str(device),
+               error="; ".join(f"{name}: {reason}" for name, reason in errors.items()))
+    return row
+
+
+def _flops_and_activation_bytes(model: torch.nn.Module, batch: torch.Tensor) -> tuple[int, int | None]:
+    # One single-image forward gives both the FLOPs and the probe's memory estimate.
+    counter = ActivationBytes()
+    try:
+        with counter.counting(model):
+            flops = count_flops(model, (1, *batch.shape[1:]))
+        return flops, counter.total
+    except Exception:  # noqa: BLE001 - FLOPs are informative only
+        log.debug("FLOP count failed", exc_info=True)
+        return -1, None

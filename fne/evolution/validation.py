@@ -1,0 +1,237 @@
+"""Validation of the heuristics against ground truth (NAS-Bench-201): sampling, a resumable score cache,
+rank correlations and seaborn figures. The `plot_scores` command is a thin layer over `validate`.
+
+Sign convention of the correlation table: every score is oriented so that HIGHER predicts BETTER
+accuracy (the minimised heuristics and the rank-combined score are negated; #params and FLOPs are used
+as they are, the usual "bigger is better" baselines), so a good predictor has positive tau and rho.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+from tqdm.auto import tqdm
+
+from fne.errors import DataError, GenotypeError
+from fne.evolution.fitness import FitnessConfig, score_genotypes
+from fne.genotopheno.spaces import SearchSpace
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+BASELINES = ("params", "flops")  # higher = "predicts better"
+
+
+def load_ground_truth(path: str | Path, arch_column: str, accuracy_column: str, space: SearchSpace
+                      ) -> pd.DataFrame:
+    """Read a genotype/accuracy CSV; DataError or GenotypeError (one line, naming row and column) if bad."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"ground-truth CSV {path} does not exist; expected a CSV with columns "
+                        f"{arch_column!r} and {accuracy_column!r}")
+    try:
+        table = pd.read_csv(path)
+    except Exception as error:
+        raise DataError(f"cannot read ground-truth CSV {path}: {type(error).__name__}: {error}") from None
+    missing = [c for c in (arch_column, accuracy_column) if c not in table.columns]
+    if missing:
+        raise DataError(f"ground-truth CSV {path} has no column {missing[0]!r}; its columns are "
+                        f"{', '.join(map(str, table.columns))}")
+    table = table[[arch_column, accuracy_column]].copy()
+    accuracy = pd.to_numeric(table[accuracy_column], errors="coerce")
+    if accuracy.isna().any():
+        row = int(np.flatnonzero(accuracy.isna().to_numpy())[0])
+        raise DataError(f"ground-truth CSV {path}, row {row + 2}: {accuracy_column}="
+                        f"{table[accuracy_column].iloc[row]!r} is not a number")
+    table[accuracy_column] = accuracy
+    for row, arch in enumerate(table[arch_column]):
+        try:
+            space.parse(str(arch))
+        except GenotypeError as error:
+            raise GenotypeError(f"ground-truth CSV {path}, row {row + 2}, column {arch_column!r}: {error}") from None
+    if table.empty:
+        raise DataError(f"ground-truth CSV {path} has no rows")
+    return table.reset_index(drop=True)
+
+
+def sample_rows(table: pd.DataFrame, sample: int | None, seed: int) -> pd.DataFrame:
+    """A seeded uniform subset of `sample` rows (all rows when sample is None or >= the table size).
+
+    The first rows of one seeded permutation, in that order: a smaller sample is a prefix of a larger one
+    with the same seed, so a tuning run on 200 architectures is reused (via the cache) by the 1,000 run.
+    """
+    if sample is None or sample >= len(table):
+        return table
+    if sample < 1:
+        raise DataError(f"--sample {sample}: expected a positive number of architectures")
+    chosen = np.random.default_rng(seed).permutation(len(table))[:sample]
+    return table.iloc[chosen].reset_index(drop=True)
+
+
+def settings_key(config: FitnessConfig, images: torch.Tensor, space_name: str) -> str:
+    """Hash of everything a score depends on: config (not device/budget/method), space and image bytes."""
+    fields = asdict(config)
+    for irrelevant in ("device", "memory_budget_mib", "ntk_method"):
+        fields.pop(irrelevant)
+    digest = hashlib.sha256(images[:config.batch_size].detach().cpu().numpy().tobytes()).hexdigest()[:16]
+    text = json.dumps({"space": space_name, "images": digest, **fields}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class ScoreCache:
+    """Append-only JSON-lines file of scored rows keyed by (settings key, canonical genotype).
+
+    One line per architecture, flushed and fsync'd as it is written, so an interrupted run loses at most
+    the architecture in flight; a torn last line is ignored on reading.
+    """
+
+    def __init__(self, path: str | Path, key: str):
+        self.path = Path(path)
+        self.key = key
+        self.rows: dict[str, dict] = {}
+        if self.path.exists():
+            with self.path.open(encoding="utf-8") as handle:
+                for line in handle:
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue  # a line torn by an interruption
+                    if record.get("key") == key and record.get("format") == CACHE_FORMAT:
+                        self.rows[record["genotype"]] = record["row"]
+
+    def __contains__(self, genotype: str) -> bool:
+        return genotype in self.rows
+
+    def add(self, genotype: str, row: dict) -> None:
+        """Append one scored row and flush it to disk."""
+        self.rows[genotype] = row
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # allow_nan: +inf scores are written as Infinity, which json.loads reads back.
+        line = json.dumps({"format": CACHE_FORMAT, "key": self.key, "genotype": genotype, "row": row})
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def score_with_cache(space: SearchSpace, genotypes: Sequence[str], images: torch.Tensor, config: FitnessConfig,
+                     cache: ScoreCache | None, progress: bool = True) -> pd.DataFrame:
+    """score_genotypes, one architecture at a time, skipping (and filling) the cache."""
+    canonical = [space.canonical(g) for g in genotypes]
+    todo = [c for c in dict.fromkeys(canonical) if cache is None or c not in cache]
+    log.info("%d architectures, %d cached, %d to score", len(set(canonical)), len(set(canonical)) - len(todo),
+             len(todo))
+    fresh: dict[str, dict] = {}
+    for genotype in tqdm(todo, desc="scoring", unit="arch", disable=not progress):
+        row = score_genotypes(space, [genotype], images, config).iloc[0].to_dict()
+        row = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+        fresh[genotype] = row
+        if cache is not None:
+            cache.add(genotype, row)
+    rows = [(fresh.get(c) or cache.rows[c]) for c in canonical]
+    return pd.DataFrame(rows).assign(genotype=canonical)
+
+
+def rank_combined(scores: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
+    """TE-NAS's combination: the sum over heuristics of each architecture's rank (1 = best), minimised."""
+    return sum(scores[c].rank(method="average", ascending=True) for c in columns)
+
+
+def oriented(values: pd.Series, name: str) -> pd.Series:
+    """The score oriented so that higher predicts better accuracy (baselines as is, the rest negated)."""
+    return values.astype(float) if name in BASELINES else -values.astype(float)
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """Rank correlation of one score with accuracy (higher-is-better orientation)."""
+
+    score: str
+    kendall_tau: float
+    spearman_rho: float
+    n: int
+    n_infinite: int
+
+
+def correlate(scores: pd.DataFrame, accuracy_column: str, names: Sequence[str]) -> pd.DataFrame:
+    """Kendall tau and Spearman rho of each named column against accuracy (+inf scores rank worst)."""
+    rows = []
+    accuracy = scores[accuracy_column].astype(float)
+    for name in names:
+        values = oriented(scores[name], name)
+        tau = stats.kendalltau(values, accuracy).statistic
+        rho = stats.spearmanr(values, accuracy).statistic
+        rows.append(Correlation(name, float(tau), float(rho), len(values),
+                                int(np.isinf(scores[name].astype(float)).sum())))
+    return pd.DataFrame([asdict(r) for r in rows])
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """What `validate` produced: the per-architecture scores, the correlation table and the files."""
+
+    scores: pd.DataFrame
+    correlations: pd.DataFrame
+    files: tuple[Path, ...]
+
+
+def validate(space: SearchSpace, table: pd.DataFrame, arch_column: str, accuracy_column: str,
+             images: torch.Tensor, config: FitnessConfig, out: str | Path, cache_path: str | Path | None = None,
+             progress: bool = True, figures: bool = True) -> ValidationResult:
+    """Score every architecture of `table`, correlate with accuracy, write scores.csv, correlations.csv, PNGs."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    key = settings_key(config, images, space.name)
+    cache = ScoreCache(cache_path if cache_path is not None else out / "score_cache.jsonl", key)
+    scored = score_with_cache(space, [str(a) for a in table[arch_column]], images, config, cache, progress)
+    heuristics = list(config.heuristics)
+    result = table[[arch_column, accuracy_column]].reset_index(drop=True).copy()
+    for column in [*heuristics, *BASELINES]:
+        result[column] = scored[column].to_numpy()
+    result["rank_combined"] = rank_combined(result, heuristics)
+    result["seconds"] = scored["seconds"].to_numpy()
+    result["error"] = scored["error"].fillna("").to_numpy()
+    names = [*heuristics, *BASELINES, "rank_combined"]
+    extra = {}
+    if len(heuristics) > 2:  # the pairs as well, for the report (TE-NAS combines ntk + linear_regions)
+        for i, a in enumerate(heuristics):
+            for b in heuristics[i + 1:]:
+                extra[f"rank_{a}+{b}"] = rank_combined(result, [a, b])
+    table_view = result.assign(**extra)
+    correlations = correlate(table_view, accuracy_column, names + list(extra))
+    files = [out / "scores.csv", out / "correlations.csv"]
+    result.to_csv(files[0], index=False)
+    correlations.to_csv(files[1], index=False, float_format="%.4f")
+    if figures:
+        from fne.evolution.validation_figures import write_figures
+
+        files += write_figures(result, correlations, accuracy_column, names, out)
+    log.info("wrote %s", ", ".join(map(str, files)))
+    return ValidationResult(result, correlations, tuple(files))
+
+
+def summarise_errors(scores: pd.DataFrame) -> dict[str, int]:
+    """How many architectures each distinct error reason hit (for the log and the report)."""
+    counts: dict[str, int] = {}
+    for text in scores.get("error", pd.Series(dtype=str)).fillna(""):
+        for part in filter(None, (p.strip() for p in str(text).split(";"))):
+            reason = part.split("(")[0].strip()
+            counts[reason] = counts.get(reason, 0) + 1
+    return counts
+
+
+def finite_fraction(values: pd.Series) -> float:
+    """Share of finite values (1.0 when every score is defined)."""
+    array = values.astype(float).to_numpy()
+    return float(np.isfinite(array).mean()) if len(array) else math.nan
