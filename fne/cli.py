@@ -56,6 +56,10 @@ def run_command(command: click.Command, args: list[str] | None = None, prog_name
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
+    except click.UsageError as error:
+        # Bad option values are bad input too: one line, no usage block.
+        click.echo(f"error: {error.format_message()}", err=True)
+        return error.exit_code
     except click.ClickException as error:
         error.show()
         return error.exit_code

@@ -1,0 +1,16 @@
+#!/usr/bin/env python
+"""Evolutionary NAS on CIFAR-10 with training-free scores: the same command and options as `fne search`.
+
+    python NAS_on_cifar10.py --help
+    python NAS_on_cifar10.py                                   # DARTS space, ~15 min on a 2-core CPU
+    python NAS_on_cifar10.py --space nb201 --ground-truth ../shared/data/nb201/nb201_cifar10.csv
+    python NAS_on_cifar10.py --resume runs/darts-seed0-...     # continue a killed run
+"""
+
+import sys
+
+from fne.cli import run_command
+from fne.commands.search import search
+
+if __name__ == "__main__":
+    sys.exit(run_command(search, prog_name="NAS_on_cifar10.py"))

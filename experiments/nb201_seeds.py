@@ -1,0 +1,132 @@
+"""NB201 search quality over seeds: run `NAS_on_cifar10.py --space nb201` per seed, summarise true accuracies.
+
+Each seed is one ordinary search (the ground truth only fills the history's true_accuracy column; the
+search never reads it). The summary gives, per seed, the true CIFAR-10 accuracy of the final best
+architecture (rank-combined score over the final population, as the search picks it), CPU and wall
+minutes, and mean +- std over seeds next to TE-NAS (93.9%) and the NB201 optimum (94.37%).
+
+    python experiments/nb201_seeds.py --seeds 0 1 2 3 4          # runs missing seeds, then summarises
+    python experiments/nb201_seeds.py --summarise-only
+
+Outputs: experiments/results/nb201_seeds/seed<k>/ (run directories), experiments/results/nb201_seeds.csv
+and experiments/results/nb201_seeds.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "experiments" / "results"
+GROUND_TRUTH = ROOT.parent / "shared" / "data" / "nb201" / "nb201_cifar10.csv"
+TE_NAS = 93.9  # TE-NAS (Chen et al., ICLR 2021), NB201 CIFAR-10 test accuracy, mean over runs
+OPTIMUM = 94.37  # best architecture of NB201 on CIFAR-10 (200 epochs)
+
+
+def run_seed(seed: int, args: argparse.Namespace) -> dict:
+    """Run one search (unless its best.json exists) and return its timing record."""
+    run_dir = RESULTS / "nb201_seeds" / f"seed{seed}"
+    timing_file = run_dir / "experiment_timing.json"
+    if (run_dir / "best.json").is_file() and timing_file.is_file():
+        return json.loads(timing_file.read_text())
+    command = [sys.executable, str(ROOT / "NAS_on_cifar10.py"), "--space", "nb201", "--ground-truth",
+               str(args.ground_truth), "--population", str(args.population), "--offspring", str(args.offspring),
+               "--generations", str(args.generations), "--seed", str(seed), "--device", "cpu", "--no-progress",
+               *args.extra]
+    command += ["--resume", str(run_dir)] if (run_dir / "config.json").is_file() else ["--out", str(run_dir)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    record = {"seed": seed, "wall_minutes": (time.perf_counter() - start) / 60,
+              "cpu_minutes": (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / 60}
+    timing_file.write_text(json.dumps(record, indent=2))
+    return record
+
+
+def summarise(seeds: list[int], timings: dict[int, dict]) -> pd.DataFrame:
+    """One row per finished seed: best architecture, its true accuracy and percentile, timings."""
+    truth = pd.read_csv(GROUND_TRUTH)["cifar10_test"]
+    rows = []
+    for seed in seeds:
+        run_dir = RESULTS / "nb201_seeds" / f"seed{seed}"
+        if not (run_dir / "best.json").is_file():
+            continue
+        best = json.loads((run_dir / "best.json").read_text())
+        history = pd.read_csv(run_dir / "history.csv")
+        final = pd.read_csv(run_dir / "final_population.csv")
+        timing = timings.get(seed, {})
+        rows.append({
+            "seed": seed, "best_genotype": best["genotype"], "best_true_accuracy": best["true_accuracy"],
+            "best_percentile": 100.0 * float((truth < best["true_accuracy"]).mean()),
+            "final_population_max_accuracy": float(final["true_accuracy"].max()),
+            "evaluated": len(history), "evaluated_max_accuracy": float(history["true_accuracy"].max()),
+            "cpu_minutes": timing.get("cpu_minutes"), "wall_minutes": timing.get("wall_minutes")})
+    return pd.DataFrame(rows)
+
+
+def write_markdown(table: pd.DataFrame, args: argparse.Namespace, path: Path) -> None:
+    """The summary as a Markdown page."""
+    accuracy = table["best_true_accuracy"]
+    lines = [
+        "# NB201 search quality over seeds", "",
+        f"`python NAS_on_cifar10.py --space nb201 --ground-truth ... --population {args.population} "
+        f"--offspring {args.offspring} --generations {args.generations} --seed K --device cpu "
+        f"{' '.join(args.extra)}` (OMP_NUM_THREADS={args.threads}; other settings default). The best "
+        "architecture is the final population's minimum rank-combined score (sum of its ranks on ntk, "
+        "linear_regions, grad_corr); true accuracy = NB201 CIFAR-10 test accuracy after 200 epochs, looked "
+        "up afterwards (never used by the search).", "",
+        f"**Best architecture's true accuracy: {accuracy.mean():.2f} +- {accuracy.std(ddof=1):.2f}% "
+        f"(mean +- std over {len(table)} seeds)**; TE-NAS {TE_NAS}%, NB201 optimum {OPTIMUM}%. "
+        f"CPU time per seed {table['cpu_minutes'].mean():.1f} min (wall {table['wall_minutes'].mean():.1f} min, "
+        "on a shared 2-core machine).", "",
+        "| " + " | ".join(table.columns) + " |", "| " + " | ".join("---" for _ in table.columns) + " |"]
+    for row in table.itertuples(index=False):
+        lines.append("| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v).replace("|", "\\|")
+                                       for v in row) + " |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    """Parse options, run the missing seeds one after another, write the CSV and Markdown summaries."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--population", type=int, default=20)
+    parser.add_argument("--offspring", type=int, default=20)
+    parser.add_argument("--generations", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (OMP_NUM_THREADS)")
+    parser.add_argument("--ground-truth", type=Path, default=GROUND_TRUTH)
+    parser.add_argument("--summarise-only", action="store_true")
+    parser.add_argument("extra", nargs="*", help="further NAS_on_cifar10.py options (after --)")
+    args = parser.parse_args()
+    (RESULTS / "nb201_seeds").mkdir(parents=True, exist_ok=True)
+    timings = {}
+    for seed in args.seeds:
+        timing_file = RESULTS / "nb201_seeds" / f"seed{seed}" / "experiment_timing.json"
+        if args.summarise_only:
+            if timing_file.is_file():
+                timings[seed] = json.loads(timing_file.read_text())
+            continue
+        timings[seed] = run_seed(seed, args)
+        print(f"seed {seed} done: {timings[seed]}", flush=True)
+    table = summarise(args.seeds, timings)
+    if table.empty:
+        sys.exit("no finished seeds to summarise")
+    table.to_csv(RESULTS / "nb201_seeds.csv", index=False)
+    write_markdown(table, args, RESULTS / "nb201_seeds.md")
+    print(table.to_string(index=False))
+    print(f"best true accuracy: {table['best_true_accuracy'].mean():.2f} +- "
+          f"{table['best_true_accuracy'].std(ddof=1):.2f}% over {len(table)} seeds")
+
+
+if __name__ == "__main__":
+    main()

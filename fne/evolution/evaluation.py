@@ -1,0 +1,69 @@
+"""How the search gets scores: the `Evaluator` protocol and its in-process implementation.
+
+An evaluator turns genotype strings into one score row each, in input order, with the columns of
+`fitness.score_genotypes` (genotype, one column per heuristic, params, flops, seconds, device, error).
+The search loop only sees this protocol, so scoring can run in process (`InProcessEvaluator`), on a dask
+cluster (`distributed.DaskEvaluator`) or, in tests, through a small scoring function (`FunctionEvaluator`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
+
+import pandas as pd
+import torch
+
+from fne.evolution.fitness import FitnessConfig, score_genotypes
+from fne.genotopheno.spaces import SearchSpace
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """Anything that scores genotype strings: one row per genotype, same order, score_genotypes' columns."""
+
+    def evaluate(self, genotypes: list[str]) -> pd.DataFrame:
+        """Score rows of these genotypes, in input order."""
+        ...
+
+
+class InProcessEvaluator:
+    """Scores in this process with `score_genotypes` on a fixed image batch."""
+
+    def __init__(self, space: SearchSpace, images: torch.Tensor, fitness_config: FitnessConfig,
+                 progress: bool = False):
+        self.space = space
+        self.images = images
+        self.fitness_config = fitness_config
+        self.progress = progress
+
+    def evaluate(self, genotypes: list[str]) -> pd.DataFrame:
+        """Score rows of these genotypes, in input order."""
+        return score_genotypes(self.space, list(genotypes), self.images, self.fitness_config, progress=self.progress)
+
+    def close(self) -> None:
+        """Nothing to release (present for parity with evaluators that hold a cluster)."""
+
+
+class FunctionEvaluator:
+    """Scores with a plain function genotype -> {objective: value}; for tests and toy problems."""
+
+    def __init__(self, score: Callable[[str], dict[str, float]], objectives: Sequence[str]):
+        self.score = score
+        self.objectives = tuple(objectives)
+
+    def evaluate(self, genotypes: list[str]) -> pd.DataFrame:
+        """Rows with the objectives from the function, params/flops -1 and no error."""
+        rows = []
+        for genotype in genotypes:
+            start = time.perf_counter()
+            values = self.score(genotype)
+            rows.append({"genotype": genotype, **{name: float(values[name]) for name in self.objectives},
+                         "params": -1, "flops": -1, "seconds": time.perf_counter() - start, "device": "cpu",
+                         "error": ""})
+        return pd.DataFrame(rows, columns=["genotype", *self.objectives, "params", "flops", "seconds", "device",
+                                           "error"])
+
+    def close(self) -> None:
+        """Nothing to release."""
