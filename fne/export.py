@@ -1,0 +1,375 @@
+"""The fne model file: a genotype stacked into an evaluation network, saved as a plain, safe dict.
+
+A model file is `torch.save` of a dict of plain values and tensors only (no pickled classes), so it
+loads with `torch.load(weights_only=True)`::
+
+    {"format": "fne-model", "format_version": 1, "fne_version": "0.1.0",
+     "genotype": "s0s1-...|16.32.64|1.1.1", "builder": {space, C, layers, num_classes, auxiliary,
+     drop_path_prob, seed}, "state_dict": {...}, "training": {...} or None, "source": {...}}
+
+`load_model(path)` rebuilds the network from genotype and builder config (same parameter count) and
+loads the stored weights (same outputs). DARTS genotypes become DARTS's evaluation network (C=36,
+20 layers, reductions at 1/3 and 2/3 depth, optional auxiliary head and drop-path); NB201 genotypes
+become NB201's TinyNetwork (C=16, N=5 by default).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from fne.errors import CheckpointError, ConfigError, FneError, GenotypeError
+from fne.genotopheno.genotype import PUBLISHED, format_genotype, parse, published
+from fne.genotopheno.network import build_network
+from fne.genotopheno.spaces import get_space
+
+log = logging.getLogger(__name__)
+
+FORMAT = "fne-model"
+FORMAT_VERSION = 1
+
+# Evaluation-network defaults per space: DARTS's CIFAR-10 recipe and NB201's TinyNetwork.
+DEFAULT_SIZES: dict[str, tuple[int | None, int | None]] = {"darts": (36, 20), "nb201": (16, 5)}
+SUPPORTS_AUXILIARY = frozenset({"darts"})
+
+
+@dataclass(frozen=True)
+class BuilderConfig:
+    """Everything besides the genotype that fixes the network's structure and its initial weights."""
+
+    space: str = "darts"
+    C: int | None = 36
+    layers: int | None = 20
+    num_classes: int = 10
+    auxiliary: bool = False
+    drop_path_prob: float = 0.0  # the training default; inert in eval mode
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.space not in DEFAULT_SIZES:
+            raise ConfigError(f"space {self.space!r} cannot be exported; known: {', '.join(DEFAULT_SIZES)}")
+        if self.auxiliary and self.space not in SUPPORTS_AUXILIARY:
+            raise ConfigError(f"the {self.space} network has no auxiliary head; drop --auxiliary")
+        if not 0.0 <= self.drop_path_prob < 1.0:
+            raise ConfigError(f"drop_path_prob={self.drop_path_prob} must be in [0, 1)")
+        for name in ("C", "layers"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name}={value} must be positive")
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """The contents of a model file: genotype, builder config, weights and where they came from."""
+
+    genotype: str
+    builder: BuilderConfig
+    state_dict: dict[str, torch.Tensor] | None = None
+    training: dict[str, Any] | None = None
+    source: dict[str, Any] = field(default_factory=dict)
+    fne_version: str = ""
+
+
+def _fne_version() -> str:
+    from fne import __version__
+
+    return __version__
+
+
+def canonical_genotype(text: str, space: str | None = None) -> tuple[str, str]:
+    """(space, canonical genotype string) of a genotype string or published name; space None guesses it."""
+    text = text.strip()
+    if text in PUBLISHED:
+        if space not in (None, "darts"):
+            raise ConfigError(f"{text} is a DARTS cell; it cannot be exported to the {space} space")
+        return "darts", format_genotype(published(text))
+    if space == "darts":
+        return "darts", format_genotype(parse(text))
+    if space is not None:
+        searched = get_space(space)
+        return space, searched.canonical(text)
+    errors = []
+    for name in DEFAULT_SIZES:
+        try:
+            return canonical_genotype(text, name)
+        except GenotypeError as error:
+            errors.append(f"{name}: {error}")
+    raise GenotypeError(f"{text!r} is neither a published cell ({', '.join(PUBLISHED)}) nor a genotype of any "
+                        f"space ({'; '.join(errors)})")
+
+
+def default_builder(space: str, C: int | None = None, layers: int | None = None, *, num_classes: int = 10,
+                    auxiliary: bool | None = None, drop_path_prob: float | None = None,
+                    seed: int = 0, as_searched: bool = False) -> BuilderConfig:
+    """A builder config with the space's evaluation defaults filled in where a value is None.
+
+    as_searched=True keeps a DARTS genotype's own stage widths and cell counts instead of C and layers.
+    """
+    if space not in DEFAULT_SIZES:
+        raise ConfigError(f"space {space!r} cannot be exported; known: {', '.join(DEFAULT_SIZES)}")
+    default_C, default_layers = DEFAULT_SIZES[space]
+    if as_searched:
+        if C is not None or layers is not None:
+            raise ConfigError("as_searched keeps the genotype's own widths and cell counts; drop C and layers")
+        if space == "darts":
+            default_C = default_layers = None
+    darts = space in SUPPORTS_AUXILIARY
+    return BuilderConfig(
+        space=space,
+        C=default_C if C is None else C,
+        layers=default_layers if layers is None else layers,
+        num_classes=num_classes,
+        auxiliary=darts if auxiliary is None else auxiliary,
+        drop_path_prob=(0.2 if darts else 0.0) if drop_path_prob is None else drop_path_prob,
+        seed=seed,
+    )
+
+
+def build_model(genotype: str, builder: BuilderConfig) -> nn.Module:
+    """The evaluation network of a genotype string under a builder config (seeded initial weights)."""
+    if builder.space == "darts":
+        # Any DARTS-grammar shape is accepted here; the search space's shape only matters during a search.
+        model = build_network(parse(genotype), builder.C, builder.layers, builder.num_classes,
+                              auxiliary=builder.auxiliary, seed=builder.seed)
+    else:
+        model = get_space(builder.space).build(genotype, C=builder.C, layers=builder.layers,
+                                               num_classes=builder.num_classes, seed=builder.seed)
+    model.set_drop_path(builder.drop_path_prob)
+    return model
+
+
+def model_payload(model_file: ModelFile) -> dict[str, Any]:
+    """The plain dict written to disk (only str/int/float/bool/None, lists, dicts and tensors)."""
+    state = None
+    if model_file.state_dict is not None:
+        state = {key: value.detach().to("cpu").clone() for key, value in model_file.state_dict.items()}
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "fne_version": model_file.fne_version or _fne_version(),
+        "genotype": model_file.genotype,
+        "builder": asdict(model_file.builder),
+        "state_dict": state,
+        "training": model_file.training,
+        "source": dict(model_file.source),
+    }
+
+
+def atomic_torch_save(payload: Any, path: str | Path) -> Path:
+    """torch.save to a temporary file in the target folder, then os.replace: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Same folder, so os.replace is atomic; the pid keeps concurrent writers apart.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as stream:
+            torch.save(payload, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_model(path: str | Path, genotype: str, builder: BuilderConfig, model: nn.Module | None = None, *,
+               training: dict[str, Any] | None = None, source: dict[str, Any] | None = None) -> Path:
+    """Write a model file; without `model` the seeded initial network's weights are stored."""
+    _, genotype = canonical_genotype(genotype, builder.space)
+    if model is None:
+        model = build_model(genotype, builder)
+    model_file = ModelFile(genotype, builder, model.state_dict(), training, source or {})
+    return atomic_torch_save(model_payload(model_file), path)
+
+
+def torch_load_safely(path: str | Path, what: str) -> Any:
+    """torch.load(weights_only=True) turning every way a file can be bad into one CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "unpickling failed"
+        raise CheckpointError(f"{what} {path} is not a safe fne file (it holds pickled objects or is corrupt: "
+                              f"{first[:160]})") from None
+    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError, KeyError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{what} {path} is truncated or not a torch file ({first[:160]})") from None
+
+
+def read_model_file(path: str | Path) -> ModelFile:
+    """Read and validate a model file; any missing, truncated, foreign or newer file is a CheckpointError."""
+    payload = torch_load_safely(path, "model file")
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an fne model file (expected a dict with format={FORMAT!r}; "
+                              "write one with `fne export`)")
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"model file {path} has format version {version!r} (written by fne "
+                              f"{payload.get('fne_version', '?')}); this fne {_fne_version()} reads version "
+                              f"{FORMAT_VERSION}")
+    try:
+        builder = BuilderConfig(**payload["builder"])
+        genotype = str(payload["genotype"])
+        canonical_genotype(genotype, builder.space)
+        state = payload["state_dict"]
+        if state is not None and not (isinstance(state, dict)
+                                      and all(isinstance(v, torch.Tensor) for v in state.values())):
+            raise CheckpointError("state_dict is not a dict of tensors")
+    except (KeyError, TypeError, FneError) as error:
+        raise CheckpointError(f"model file {path} is damaged: {error}") from None
+    if payload.get("fne_version") != _fne_version():
+        log.info("model file %s was written by fne %s (this is %s); format %d is shared", path,
+                 payload.get("fne_version"), _fne_version(), FORMAT_VERSION)
+    return ModelFile(genotype, builder, state, payload.get("training"), payload.get("source") or {},
+                     str(payload.get("fne_version", "")))
+
+
+def model_from_file(model_file: ModelFile, path: str | Path = "<memory>") -> nn.Module:
+    """Build the network of a ModelFile and load its weights (strictly: every key, every shape)."""
+    model = build_model(model_file.genotype, model_file.builder)
+    if model_file.state_dict is not None:
+        try:
+            model.load_state_dict(model_file.state_dict, strict=True)
+        except RuntimeError as error:
+            first = str(error).strip().splitlines()[0]
+            raise CheckpointError(f"model file {path}: weights do not fit the rebuilt network "
+                                  f"({first[:200]})") from None
+    return model
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the network stored in an fne model file, with its weights, in eval mode on `device`."""
+    model = model_from_file(read_model_file(path), path)
+    return model.to(device).eval()
+
+
+def export_program(model: nn.Module, example: torch.Tensor | None = None, dynamic_batch: bool = True):
+    """A torch.export ExportedProgram of the eval-mode network: runs without fne (torch.export.load)."""
+    model = model.eval()
+    if example is None:
+        example = torch.zeros(2, 3, 32, 32, device=next(model.parameters()).device)
+    dynamic_shapes = {"x": {0: torch.export.Dim("batch", min=1, max=4096)}} if dynamic_batch else None
+    return torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes)
+
+
+# ---------------------------------------------------------------- picking a cell out of a run directory
+OBJECTIVES = ("ntk", "linear_regions", "grad_corr")
+
+
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """config.json of a search run directory; CheckpointError if the folder is not one."""
+    from fne.evolution.rundir import FORMAT_VERSION as RUN_FORMAT_VERSION
+    from fne.evolution.rundir import RUN_FORMAT
+
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not run_dir.is_dir() or not path.is_file():
+        raise CheckpointError(f"{run_dir} is not an fne run directory (no config.json; make one with `fne search`)")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"{path} is not readable JSON ({error})") from None
+    if not isinstance(config, dict) or config.get("format", RUN_FORMAT) != RUN_FORMAT:
+        raise CheckpointError(f"{path} is not an fne run config (expected \"format\": \"{RUN_FORMAT}\")")
+    if config.get("format_version", RUN_FORMAT_VERSION) != RUN_FORMAT_VERSION:
+        raise CheckpointError(f"{path} has run format version {config.get('format_version')!r}; this fne reads "
+                              f"version {RUN_FORMAT_VERSION}")
+    return config
+
+
+def run_space(config: dict[str, Any]) -> str:
+    """The search space named by a run's config.json."""
+    return str(config.get("space", "darts"))
+
+
+def run_objectives(config: dict[str, Any], columns, ranked: bool = False) -> tuple[str, ...]:
+    """A run's minimised columns: all Pareto objectives, or (ranked=True) the heuristics the rank sum uses."""
+    heuristics = config.get("heuristics") or OBJECTIVES
+    named = heuristics if ranked else (config.get("objectives") or heuristics)
+    present = tuple(name for name in named if name in columns)
+    if not present:
+        raise CheckpointError(f"run tables have none of the objective columns {list(named)}")
+    return present
+
+
+def read_run_table(path: Path) -> pd.DataFrame:
+    """A CSV table of a run directory (empty error text stays empty); CheckpointError if unreadable."""
+    try:
+        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"{path} is not a readable CSV table ({error})") from None
+
+
+def without_errors(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose evaluation reported no error."""
+    if "error" not in table.columns:
+        return table
+    errors = table["error"]
+    return table[(errors.isna() | (errors.astype(str).str.strip() == "")).to_numpy()]
+
+
+def best_of_run(run_dir: str | Path, config: dict[str, Any] | None = None) -> pd.Series:
+    """The row of a run's best cell: the smallest rank-combined score on the final Pareto front.
+
+    A finished run flags it in final_population.csv (the search's own pick, also in best.json); while a
+    run is going, the current pareto_front.csv row with the smallest rank_combined (ranks over the
+    population, as the search computes them; recomputed over the front if the column is absent).
+    """
+    from fne.evolution.selection import best_by_rank
+
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir) if config is None else config
+    final_path = run_dir / "final_population.csv"
+    if final_path.is_file():
+        final = read_run_table(final_path)
+        if "best" in final.columns and final["best"].astype(str).str.lower().eq("true").any():
+            return final[final["best"].astype(str).str.lower().eq("true")].iloc[0]
+    front_path = run_dir / "pareto_front.csv"
+    if not front_path.is_file():
+        raise CheckpointError(f"{run_dir} has no pareto_front.csv yet (no generation has finished)")
+    table = read_run_table(front_path)
+    table = (without_errors(table) if len(without_errors(table)) else table).reset_index(drop=True)
+    if table.empty:
+        raise CheckpointError(f"{front_path} is empty")
+    if "rank_combined" in table.columns and table["rank_combined"].notna().all():
+        return table.iloc[int(np.argmin(table["rank_combined"].to_numpy(dtype=float)))]
+    return table.iloc[best_by_rank(table, run_objectives(config, table.columns, ranked=True))]
+
+
+def genotype_from_run(run_dir: str | Path, pick: str = "best") -> tuple[str, str, dict[str, Any]]:
+    """(space, genotype, source record) of an individual: `best` of the final Pareto front, or an id."""
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    space = run_space(config)
+    if pick == "best":
+        row = best_of_run(run_dir, config)
+    else:
+        history_path = run_dir / "history.csv"
+        if not history_path.is_file():
+            raise CheckpointError(f"{run_dir} has no history.csv")
+        table = read_run_table(history_path)
+        matches = table[table["id"].astype(str) == str(pick).strip()]
+        if matches.empty:
+            raise CheckpointError(f"no individual with id {pick!r} in {history_path} (ids run "
+                                  f"{table['id'].min()}..{table['id'].max()})")
+        row = matches.iloc[-1]
+    record: dict[str, Any] = {"run_dir": str(run_dir.resolve()), "pick": pick, "id": int(row["id"]),
+                              "generation": int(row["generation"])}
+    for name in (*run_objectives(config, row.index), "params", "flops", "rank_combined", "true_accuracy"):
+        if name in row and pd.notna(row[name]):
+            record[name] = float(row[name])
+    return space, str(row["genotype"]), record
