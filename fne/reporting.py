@@ -182,8 +182,8 @@ def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
         cell_files = []
 
     lines = [f"# fne search report: `{tables.run_dir.name}`", "",
-             f"Made by fne {__version__} from `{tables.run_dir}`. Regenerate with `fne report {tables.run_dir}`"
-             + ("" if output == tables.run_dir / "report" else f" -o {output}") + ".", "",
+             f"Made by fne {__version__} from `{tables.run_dir}`. Regenerate with `fne report {tables.run_dir}"
+             + ("" if output == tables.run_dir / "report" else f" -o {output}") + "`.", "",
              "## Run", "", markdown_table(_run_summary(tables)), "",
              "<details><summary>config.json</summary>", "", "```json",
              json.dumps(tables.config, indent=1, sort_keys=True), "```", "", "</details>", ""]
