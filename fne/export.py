@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import pickle
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -29,6 +28,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from fne.atomic import atomic_write
 from fne.errors import CheckpointError, ConfigError, FneError, GenotypeError
 from fne.genotopheno.genotype import PUBLISHED, format_genotype, parse, published
 from fne.genotopheno.network import build_network
@@ -167,21 +167,8 @@ def model_payload(model_file: ModelFile) -> dict[str, Any]:
 
 
 def atomic_torch_save(payload: Any, path: str | Path) -> Path:
-    """torch.save to a temporary file in the target folder, then os.replace: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same folder, so os.replace is atomic; the pid keeps concurrent writers apart.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as stream:
-            torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """torch.save atomically: readers never see half a file."""
+    return atomic_write(path, lambda stream: torch.save(payload, stream))
 
 
 def save_model(path: str | Path, genotype: str, builder: BuilderConfig, model: nn.Module | None = None, *,

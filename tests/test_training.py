@@ -24,15 +24,6 @@ from fne.training import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks gain nothing from intra-op threads, and on a shared 2-core machine they spin-wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def real_images() -> torch.Tensor:
     return torch.from_numpy(load_cifar10(None).images[:16].copy())  # uint8 NHWC, real CIFAR-10

@@ -14,15 +14,14 @@ import hashlib
 import json
 import logging
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
 
+from fne.atomic import atomic_write
 from fne.errors import CheckpointError, ConfigError
 
 RUN_FORMAT = "fne-run"
@@ -35,18 +34,8 @@ CHECKPOINT_KEYS = ("format", "format_version", "config_sha256", "seed", "space",
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to a temporary file next to `path`, fsync it, then rename it over `path`."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write UTF-8 text atomically (temporary file, fsync, rename)."""
+    atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))
 
 
 def atomic_write_csv(path: Path, frame: pd.DataFrame) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from scipy.stats import rankdata
 
 from fne.cli import run_command
@@ -24,14 +23,6 @@ HISTORY_COLUMNS = ["generation", "id", "genotype", "parents", "ntk", "linear_reg
                    "flops", "seconds", "error", "selected", "selection", "front", "crowding", "rank_combined",
                    "true_accuracy"]
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the tiny nets here gain nothing from more, and the machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def toy_score(genotype: str) -> dict[str, float]:

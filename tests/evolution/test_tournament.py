@@ -25,14 +25,6 @@ DARTS_NONE = "n0n1-n0n1-n0n1-n0n1|n0n1-n0n1-n0n1-n0n1|16.32.64|1.1.1"
 DARTS_POOL = "m0a1-m0a1-a2m1-m0a2|m0m1-m2m1-m0a2-a2m1|16.32.64|1.1.1"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: tiny supernets gain nothing from more, and oversubscribed cores slow them badly."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def three_classes():
