@@ -40,16 +40,6 @@ DARTS_ARCH = "s0s1-S0d1-s1k0-k0D2|m0m1-k2a1-m0k2-k2m1|16.32.64|1.1.1"
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: tiny nets gain nothing from two, and two OpenMP threads on a loaded 2-core machine
-    can be 30x slower (spin-waiting at every barrier)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def images() -> torch.Tensor:
     return heuristic_batch(None, 8, seed=0)  # real CIFAR-10 images, shipped with fne

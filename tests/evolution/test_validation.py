@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from click.testing import CliRunner
 
 from fne.cli import run_command
@@ -23,16 +22,6 @@ ARCHS = [
     "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
     "|nor_conv_1x1~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|",
 ]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: tiny nets gain nothing from two, and two OpenMP threads on a loaded 2-core machine
-    can be 30x slower (spin-waiting at every barrier)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture()
