@@ -24,6 +24,7 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from fne.errors import DataError, GenotypeError
+from fne.evolution import selection
 from fne.evolution.fitness import FitnessConfig, score_genotypes
 from fne.genotopheno.spaces import SearchSpace
 
@@ -144,8 +145,8 @@ def score_with_cache(space: SearchSpace, genotypes: Sequence[str], images: torch
 
 
 def rank_combined(scores: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
-    """TE-NAS's combination: the sum over heuristics of each architecture's rank (1 = best), minimised."""
-    return sum(scores[c].rank(method="average", ascending=True) for c in columns)
+    """TE-NAS's combination (selection.rank_combined) as a Series aligned with `scores`, minimised."""
+    return pd.Series(selection.rank_combined(scores, columns), index=scores.index)
 
 
 def oriented(values: pd.Series, name: str) -> pd.Series:
