@@ -268,24 +268,27 @@ def _swap_chars(text: str, candidates: Sequence[tuple[int, int]], rng: np.random
     return "".join(chars)
 
 
-@register_mutation("add_channels")
-def add_channels(space: SearchSpace, genotype: str, rng: np.random.Generator, strategy: StrategyParams) -> str:
-    """Grow one random stage's width by |N(0, 1)| * width_step channels (at least 1, at most 99)."""
+def _shift_width(space: SearchSpace, genotype: str, rng: np.random.Generator, strategy: StrategyParams,
+                 sign: int) -> str:
+    """Move one random stage's width by sign * |N(0, 1)| * width_step channels, kept within 10..99."""
     if not has_widths(space):
         return space.canonical(genotype)
     parsed = space.parse(genotype)
     stage = int(rng.integers(len(parsed.widths)))
-    return space.format(_with_widths(parsed, stage, min(99, parsed.widths[stage] + _width_delta(rng, strategy))))
+    width = min(99, max(10, parsed.widths[stage] + sign * _width_delta(rng, strategy)))
+    return space.format(_with_widths(parsed, stage, width))
+
+
+@register_mutation("add_channels")
+def add_channels(space: SearchSpace, genotype: str, rng: np.random.Generator, strategy: StrategyParams) -> str:
+    """Grow one random stage's width by |N(0, 1)| * width_step channels (at least 1, at most 99)."""
+    return _shift_width(space, genotype, rng, strategy, +1)
 
 
 @register_mutation("reduce_width")
 def reduce_width(space: SearchSpace, genotype: str, rng: np.random.Generator, strategy: StrategyParams) -> str:
     """Shrink one random stage's width by |N(0, 1)| * width_step channels (at least 1, never below 10)."""
-    if not has_widths(space):
-        return space.canonical(genotype)
-    parsed = space.parse(genotype)
-    stage = int(rng.integers(len(parsed.widths)))
-    return space.format(_with_widths(parsed, stage, max(10, parsed.widths[stage] - _width_delta(rng, strategy))))
+    return _shift_width(space, genotype, rng, strategy, -1)
 
 
 @register_mutation("swap_blocks")
