@@ -30,12 +30,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from fne.evolution.dataset import heuristic_batch  # noqa: E402
-from fne.evolution.fitness import FitnessConfig, candidate_seed, score_network
-from fne.evolution.heuristics import ProbeSettings, probe_network
-from fne.evolution.jacobians import batch_norm_mode, ntk_gram_loop
+from fne.data.cifar10 import heuristic_batch  # noqa: E402
 from fne.genotopheno.network import count_flops
 from fne.genotopheno.spaces import get_space
+from fne.scoring.fitness import FitnessConfig, candidate_seed, score_network
+from fne.scoring.heuristics import ProbeSettings, probe_network
+from fne.scoring.jacobians import batch_norm_mode, ntk_gram_loop
 
 
 def fwd_bwd(model: torch.nn.Module, x: torch.Tensor) -> None:

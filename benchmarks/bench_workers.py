@@ -20,8 +20,8 @@ import pandas as pd
 import torch
 
 from fne.evolution.distributed import DaskEvaluator, DataSpec, connect, load_images, start_local_cluster
-from fne.evolution.fitness import FitnessConfig, score_genotypes
 from fne.genotopheno.spaces import get_space
+from fne.scoring.fitness import FitnessConfig, score_genotypes
 
 VOLATILE = ("seconds", "device")  # the only columns allowed to differ between back ends
 

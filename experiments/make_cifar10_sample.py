@@ -1,10 +1,10 @@
-"""Regenerate fne/evolution/data/cifar10_sample.npz: 1,000 real CIFAR-10 training images, 100 per class.
+"""Regenerate fne/data/cifar10_sample.npz: 1,000 real CIFAR-10 training images, 100 per class.
 
 The choice is `subset(train, 1000, seed=0)` over the 50,000 official training images in order
 (data_batch_1..5 concatenated), so the same data and seed always give the same indices and pixels.
 The .npz bytes may differ between runs (zip timestamps); its arrays do not.
 
-    python experiments/make_cifar10_sample.py [--data-dir ../shared/data] [--out fne/evolution/data/...]
+    python experiments/make_cifar10_sample.py [--data-dir ../shared/data] [--out fne/data/...]
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fne.evolution.dataset import SAMPLE_PATH, load_cifar10, save_arrays, subset
+from fne.data.cifar10 import SAMPLE_PATH, load_cifar10, save_arrays, subset
 
 SAMPLE_SEED = 0
 SAMPLE_SIZE = 1000

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fne.evolution.dataset import load_cifar10, to_tensor, train_val_split
+from fne.data.cifar10 import load_cifar10, to_tensor, train_val_split
 from fne.evolution.tournament import TournamentConfig, run_tournament
 from fne.genotopheno.nb201 import from_arch_str
 from fne.genotopheno.spaces import get_space

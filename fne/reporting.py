@@ -166,7 +166,7 @@ def _best_section(tables: RunTables, best: pd.Series, cell_files: list[str]) -> 
 def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
     """Write the report (README.md + PNG figures) of a run into output (default RUN_DIR/report)."""
     from fne import __version__
-    from fne.report_figures import FIGURES, draw_best_cells
+    from fne.figures.run_report import FIGURES, draw_best_cells
 
     tables = load_run(run_dir)
     output = Path(output) if output is not None else tables.run_dir / "report"

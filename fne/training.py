@@ -25,9 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from fne.data.cifar10 import CifarArrays, load_cifar10, normalize, subset, to_tensor, train_val_split
 from fne.device import resolve_device
 from fne.errors import CheckpointError, ConfigError
-from fne.evolution.dataset import CifarArrays, load_cifar10, normalize, subset, to_tensor, train_val_split
 from fne.export import ModelFile, atomic_torch_save, model_from_file, model_payload, read_model_file, torch_load_safely
 from fne.genotopheno.network import seeded
 

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 import fne
 from fne.cli import cli, run_command
+from fne.data.cifar10 import heuristic_batch
 from fne.errors import CheckpointError, ConfigError, GenotypeError
-from fne.evolution.dataset import heuristic_batch
 from fne.export import (
     BuilderConfig,
     canonical_genotype,

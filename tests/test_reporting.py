@@ -12,11 +12,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from fne.cell_drawing import darts_cell_graph, graph_dot, nb201_cell_graph
 from fne.cli import cli
 from fne.errors import CheckpointError
 from fne.evolution.search import SearchConfig, run_search
 from fne.export import genotype_from_run
+from fne.figures.cells import darts_cell_graph, graph_dot, nb201_cell_graph
 from fne.genotopheno.genotype import published
 from fne.genotopheno.spaces import get_space
 from fne.reporting import build_report, load_run, markdown_table

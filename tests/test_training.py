@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import fne.training as training
+from fne.data.cifar10 import load_cifar10, normalize
 from fne.errors import CheckpointError, ConfigError
-from fne.evolution.dataset import load_cifar10, normalize
 from fne.export import default_builder, load_model, read_model_file, save_model
 from fne.training import (
     LOG_COLUMNS,

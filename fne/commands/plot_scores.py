@@ -32,7 +32,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 @click.option("--width", "C", type=int, default=None, help="Network width C (default: the space's, 16 for NB201).")
 @click.option("--layers", type=int, default=None, help="Cells per stage (default: the space's, 5 for NB201).")
 @click.option("--batch-norm", type=click.Choice(["frozen", "eval", "train"]), default="frozen", show_default=True,
-              help="BatchNorm semantics of the probe (see fne/evolution/jacobians.py).")
+              help="BatchNorm semantics of the probe (see fne/scoring/jacobians.py).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="cifar-10-batches-py folder for the image batch; default: the 1,000 images shipped with fne.")
 @click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True)
@@ -54,10 +54,10 @@ def plot_scores(ground_truth: Path, arch_column: str, accuracy_column: str, spac
     """
     import torch
 
-    from fne.evolution.dataset import heuristic_batch
-    from fne.evolution.fitness import FitnessConfig
-    from fne.evolution.validation import load_ground_truth, sample_rows, summarise_errors, validate
+    from fne.data.cifar10 import heuristic_batch
     from fne.genotopheno.spaces import get_space
+    from fne.scoring.fitness import FitnessConfig
+    from fne.study.score_study import load_ground_truth, sample_rows, summarise_errors, validate
 
     if threads is not None:
         torch.set_num_threads(threads)

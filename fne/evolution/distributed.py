@@ -72,7 +72,7 @@ def load_images(data_spec: DataSpec | torch.Tensor | str | Path | None, fitness_
         data_spec = DataSpec(None if data_spec is None else str(data_spec))
     if not isinstance(data_spec, DataSpec):
         raise ConfigError(f"data spec {data_spec!r}: expected a DataSpec, a data folder path, None or a tensor")
-    from fne.evolution.dataset import heuristic_batch
+    from fne.data.cifar10 import heuristic_batch
 
     batch_size = fitness_config.batch_size if data_spec.batch_size is None else data_spec.batch_size
     seed = fitness_config.seed if data_spec.seed is None else data_spec.seed
@@ -117,7 +117,7 @@ class FneWorkerState(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         """Pin this worker's device and thread count; move the image batch to the device once."""
         from fne.device import resolve_device
-        from fne.evolution.fitness import HEURISTICS
+        from fne.scoring.fitness import HEURISTICS
 
         missing = [name for name in self.fitness_config.heuristics if name not in HEURISTICS]
         if missing:  # else every candidate would fail on this worker and score +inf
@@ -145,7 +145,7 @@ def score_on_worker(plugin_name: str, genotype: str) -> pd.DataFrame:
     """Task body: score one genotype with the space, images and config the named plugin put on this worker."""
     from distributed import get_worker
 
-    from fne.evolution.fitness import score_genotypes
+    from fne.scoring.fitness import score_genotypes
 
     state = get_worker().plugins.get(plugin_name)
     if state is None or state.images is None:

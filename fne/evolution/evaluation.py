@@ -15,8 +15,8 @@ from typing import Protocol, runtime_checkable
 import pandas as pd
 import torch
 
-from fne.evolution.fitness import FitnessConfig, score_genotypes
 from fne.genotopheno.spaces import SearchSpace
+from fne.scoring.fitness import FitnessConfig, score_genotypes
 
 
 @runtime_checkable

@@ -102,7 +102,7 @@ class Search:
     # ---- setup ---------------------------------------------------------------------------------------
     def _evaluator(self) -> Evaluator:
         if self.evaluator is None:
-            from fne.evolution.dataset import heuristic_batch
+            from fne.data.cifar10 import heuristic_batch
 
             images = heuristic_batch(self.config.data_dir, self.config.batch_size, self.config.seed, "cpu")
             self.evaluator = InProcessEvaluator(self.space, images, self.config.fitness_config())
@@ -110,8 +110,8 @@ class Search:
 
     def _tournament_tensors(self) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         if self._tournament_data is None:
+            from fne.data.cifar10 import load_cifar10, subset, to_tensor, train_val_split
             from fne.device import resolve_device
-            from fne.evolution.dataset import load_cifar10, subset, to_tensor, train_val_split
 
             arrays = load_cifar10(self.config.data_dir, "train")
             if len(arrays) > self.config.tournament_images:

@@ -11,8 +11,8 @@ import numpy as np
 import fne
 from fne.errors import CheckpointError, ConfigError, DataError
 from fne.evolution import rundir
-from fne.evolution.fitness import DEFAULT_HEURISTICS, FitnessConfig
 from fne.evolution.tournament import TournamentConfig
+from fne.scoring.fitness import DEFAULT_HEURISTICS, FitnessConfig
 
 EXTRA_OBJECTIVES = ("params", "flops")
 # A DARTS cell (8 separable/dilated conv edges plus input preprocessing) costs about four times an NB201
@@ -134,7 +134,7 @@ def config_from_dict(data: dict[str, Any]) -> SearchConfig:
 
 def check_data_dir(data_dir: str) -> None:
     """DataError now, rather than after generation 0 started, when --data-dir holds no CIFAR-10 data."""
-    from fne.evolution.dataset import find_cifar10_dir
+    from fne.data.cifar10 import find_cifar10_dir
 
     if Path(data_dir).suffix == ".npz":
         if not Path(data_dir).is_file():

@@ -15,8 +15,8 @@ pytest.importorskip("distributed")
 
 from distributed import Client, LocalCluster  # noqa: E402
 
+from fne.data.cifar10 import heuristic_batch  # noqa: E402
 from fne.errors import ConfigError, GenotypeError  # noqa: E402
-from fne.evolution.dataset import heuristic_batch  # noqa: E402
 from fne.evolution.distributed import (  # noqa: E402
     DaskEvaluator,
     DataSpec,
@@ -28,8 +28,8 @@ from fne.evolution.distributed import (  # noqa: E402
     worker_index,
 )
 from fne.evolution.evaluation import Evaluator, InProcessEvaluator  # noqa: E402
-from fne.evolution.fitness import FitnessConfig, score_genotypes  # noqa: E402
 from fne.genotopheno.nb201 import NB201Space  # noqa: E402
+from fne.scoring.fitness import FitnessConfig, score_genotypes  # noqa: E402
 
 VOLATILE = ["seconds"]  # wall time is the one column that may differ between back ends
 C, LAYERS, BATCH = 4, 1, 8

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from fne.evolution.dataset import load_cifar10, subset, to_tensor, train_val_split
+from fne.data.cifar10 import load_cifar10, subset, to_tensor, train_val_split
 from fne.evolution.search import SearchConfig
 from fne.evolution.tournament import (
     TournamentConfig,

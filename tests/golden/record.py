@@ -44,10 +44,10 @@ def run_search_case(name: str, out: Path) -> Path:
 
 def run_plot_scores_case(out: Path) -> Path:
     """Run the golden plot_scores study into `out` and return it."""
-    from fne.evolution.dataset import heuristic_batch
-    from fne.evolution.fitness import FitnessConfig
-    from fne.evolution.validation import load_ground_truth, sample_rows, validate
+    from fne.data.cifar10 import heuristic_batch
     from fne.genotopheno.spaces import get_space
+    from fne.scoring.fitness import FitnessConfig
+    from fne.study.score_study import load_ground_truth, sample_rows, validate
 
     space = get_space("nb201")
     table = sample_rows(load_ground_truth(GROUND_TRUTH, "arch_str", "cifar10_test", space), PLOT_SCORES["sample"],

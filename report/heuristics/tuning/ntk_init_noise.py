@@ -8,9 +8,9 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from fne.evolution.dataset import heuristic_batch
-from fne.evolution.fitness import FitnessConfig, score_genotypes
-from fne.evolution.validation import sample_rows
+from fne.data.cifar10 import heuristic_batch
+from fne.scoring.fitness import FitnessConfig, score_genotypes
+from fne.study.score_study import sample_rows
 from fne.genotopheno.spaces import get_space
 
 

@@ -9,9 +9,9 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from fne.evolution.dataset import heuristic_batch
-from fne.evolution.fitness import FitnessConfig, candidate_seed, score_network
-from fne.evolution.validation import rank_combined, sample_rows
+from fne.data.cifar10 import heuristic_batch
+from fne.scoring.fitness import FitnessConfig, candidate_seed, score_network
+from fne.study.score_study import rank_combined, sample_rows
 from fne.genotopheno.spaces import get_space
 
 

@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import AutoLocator, MaxNLocator  # noqa: E402
 
-from fne.cell_drawing import draw_darts_cell, draw_nb201_cell  # noqa: E402
+from fne.figures.cells import draw_darts_cell, draw_nb201_cell  # noqa: E402
 from fne.reporting import RunTables, SkipFigure, valid_rows  # noqa: E402
 
 PALETTE = "viridis"

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fne.evolution.jacobians import logits_of
+from fne.scoring.jacobians import logits_of
 
 SUPPORTED_LAYERS = (nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm)
 

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from fne.cli import run_command
 from fne.commands.plot_scores import plot_scores
 from fne.errors import DataError, GenotypeError
-from fne.evolution.validation import ScoreCache, correlate, load_ground_truth, rank_combined, sample_rows
 from fne.genotopheno.spaces import get_space
+from fne.study.score_study import ScoreCache, correlate, load_ground_truth, rank_combined, sample_rows
 
 ARCHS = [
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fne.evolution.jacobians import (
+from fne.scoring.jacobians import (
     ACTIVATION_OVERHEAD,
     NORM_MODES,
     HammingKernel,
@@ -32,7 +32,7 @@ from fne.evolution.jacobians import (
     ntk_gram_loop,
     ntk_gram_vmap,
 )
-from fne.evolution.per_sample_grads import UnsupportedModel, ntk_by_layer_hooks
+from fne.scoring.per_sample_grads import UnsupportedModel, ntk_by_layer_hooks
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from fne.errors import ConfigError, DataError
-from fne.evolution.dataset import (
+from fne.data.cifar10 import (
     CIFAR10_MEAN,
     CIFAR10_STD,
     SAMPLE_PATH,
@@ -36,6 +35,7 @@ from fne.evolution.dataset import (
     train_val_split,
     verify_md5,
 )
+from fne.errors import ConfigError, DataError
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 SHARED_BATCHES = SHARED / "cifar-10-batches-py"

@@ -25,7 +25,9 @@ from tqdm.auto import tqdm
 
 from fne.device import resolve_device
 from fne.errors import ConfigError
-from fne.evolution.heuristics import (
+from fne.genotopheno.network import count_flops, count_parameters
+from fne.genotopheno.spaces import SearchSpace
+from fne.scoring.heuristics import (
     HEURISTICS,
     NTK_METHODS,
     HeuristicContext,
@@ -34,9 +36,7 @@ from fne.evolution.heuristics import (
     probe_network,
     register_heuristic,
 )
-from fne.evolution.jacobians import NORM_MODES, ActivationBytes
-from fne.genotopheno.network import count_flops, count_parameters
-from fne.genotopheno.spaces import SearchSpace
+from fne.scoring.jacobians import NORM_MODES, ActivationBytes
 
 __all__ = ["DEFAULT_HEURISTICS", "HEURISTICS", "FitnessConfig", "candidate_seed", "register_heuristic",
            "score_genotypes", "score_network"]

@@ -25,8 +25,8 @@ from tqdm.auto import tqdm
 
 from fne.errors import DataError, GenotypeError
 from fne.evolution import selection
-from fne.evolution.fitness import FitnessConfig, score_genotypes
 from fne.genotopheno.spaces import SearchSpace
+from fne.scoring.fitness import FitnessConfig, score_genotypes
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ def validate(space: SearchSpace, table: pd.DataFrame, arch_column: str, accuracy
     result.to_csv(files[0], index=False)
     correlations.to_csv(files[1], index=False, float_format="%.4f")
     if figures:
-        from fne.evolution.validation_figures import write_figures
+        from fne.figures.score_study import write_figures
 
         files += write_figures(result, correlations, accuracy_column, names, out)
     log.info("wrote %s", ", ".join(map(str, files)))

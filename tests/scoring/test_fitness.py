@@ -10,10 +10,11 @@ import pytest
 import torch
 from torch import nn
 
+from fne.data.cifar10 import heuristic_batch
 from fne.errors import ConfigError
-from fne.evolution import jacobians
-from fne.evolution.dataset import heuristic_batch
-from fne.evolution.fitness import (
+from fne.genotopheno.spaces import get_space
+from fne.scoring import jacobians
+from fne.scoring.fitness import (
     HEURISTICS,
     FitnessConfig,
     candidate_seed,
@@ -21,7 +22,7 @@ from fne.evolution.fitness import (
     score_genotypes,
     score_network,
 )
-from fne.evolution.heuristics import (
+from fne.scoring.heuristics import (
     GRAD_CORR_EPSILON,
     ProbeSettings,
     ScoreUndefined,
@@ -31,9 +32,8 @@ from fne.evolution.heuristics import (
     probe_network,
     unregister_heuristic,
 )
-from fne.evolution.jacobians import batch_norm_mode, input_jacobian, ntk_gram_loop, ntk_gram_vmap
-from fne.evolution.per_sample_grads import ntk_by_layer_hooks
-from fne.genotopheno.spaces import get_space
+from fne.scoring.jacobians import batch_norm_mode, input_jacobian, ntk_gram_loop, ntk_gram_vmap
+from fne.scoring.per_sample_grads import ntk_by_layer_hooks
 
 NB201_ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"
 DARTS_ARCH = "s0s1-S0d1-s1k0-k0D2|m0m1-k2a1-m0k2-k2m1|16.32.64|1.1.1"

@@ -2,7 +2,7 @@
 
 Reads the official `cifar-10-batches-py` pickles (Krizhevsky 2009, cs.toronto.edu/~kriz/cifar.html) with
 plain pickle, restricted to the numpy globals those files use, so a foreign folder cannot run code.
-`data_dir=None` means the 1,000 real training images shipped in `fne/evolution/data/cifar10_sample.npz`
+`data_dir=None` means the 1,000 real training images shipped in `fne/data/cifar10_sample.npz`
 (see PROVENANCE.md there), so nothing needs a download.
 """
 
@@ -31,7 +31,7 @@ FOLDER_NAME = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILES = ("test_batch",)
 META_FILE = "batches.meta"
-SAMPLE_PATH = Path(__file__).resolve().parent / "data" / "cifar10_sample.npz"
+SAMPLE_PATH = Path(__file__).resolve().parent / "cifar10_sample.npz"
 ARCHIVE_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
 # Per-channel statistics of the CIFAR-10 training set (the values DARTS's utils.py uses).

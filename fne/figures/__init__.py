@@ -1,0 +1,1 @@
+"""Every figure fne draws: run reports, cell drawings and the score study."""
