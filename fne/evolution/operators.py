@@ -5,13 +5,16 @@ always passed in (pymoo's `core/crossover.py`, `core/mutation.py` shape, on stri
 
 Mutations (`MUTATIONS`, applied in this order, each with its own probability):
 
-- add_channels   grow one stage's width by a self-adapted step (DARTS space only, capped at 99)
-- reduce_width   shrink one stage's width by the same step (DARTS space only, floored at 10)
+- add_channels   grow one stage's width by a self-adapted step (spaces with widths, i.e. DARTS; capped at 99)
+- reduce_width   shrink one stage's width by the same step (spaces with widths; floored at 10)
 - swap_blocks    exchange two edges of one cell (DARTS: op and input, between nodes that can both read
                  the inputs; NB201: the ops of any two edges)
 - change_op      give one edge a different op
 - rewire         DARTS: point one edge at a different input node; NB201 (inputs are fixed): move ops
                  between two edges into the same node, i.e. swap their ops
+
+How an edge is swapped, re-opped or rewired, and what a width is, belongs to the space (`SearchSpace.swap_edges`,
+`change_op`, `rewire`, `stage_widths`, `with_stage_width`); the operators here add the self-adapted strategy.
 
 Self-adaptation (evolution-strategy style; Schwefel 1977, Baeck & Schuetz 1996). Each individual carries
 `StrategyParams`: a probability per mutation and, in the DARTS space, a channel step size. A child first
@@ -36,37 +39,26 @@ from dataclasses import dataclass
 import numpy as np
 
 from fne.errors import ConfigError, GenotypeError
-from fne.genotopheno.genotype import Cell, Edge, Genotype
-from fne.genotopheno.ops import DARTS_OPS
-from fne.genotopheno.spaces import DartsSpace, SearchSpace
+from fne.genotopheno.spaces import SearchSpace
+from fne.registry import Registry
 
 Mutation = Callable[[SearchSpace, str, np.random.Generator, "StrategyParams"], str]
-MUTATIONS: dict[str, Mutation] = {}
-WIDTH_MUTATIONS = ("add_channels", "reduce_width")
+MUTATIONS: Registry[Mutation] = Registry("mutation")
 # Probabilities never reach 0 or 1 exactly, so a setting can always recover; steps stay in a useful range.
 STRATEGY_BOUNDS = {"probability": (0.01, 0.99), "width_step": (1.0, 40.0)}
 
 
-def register_mutation(name: str) -> Callable[[Mutation], Mutation]:
-    """Decorator: add a mutation `(space, genotype, rng, strategy) -> genotype` under `name`; refuses duplicates."""
+def register_mutation(name: str, *, needs_widths: bool = False) -> Callable[[Mutation], Mutation]:
+    """Decorator: add a mutation `(space, genotype, rng, strategy) -> genotype` under `name`; refuses duplicates.
 
-    def decorate(function: Mutation) -> Mutation:
-        if name in MUTATIONS:
-            raise ValueError(f"mutation {name!r} is already registered")
-        MUTATIONS[name] = function
-        return function
-
-    return decorate
-
-
-def has_widths(space: SearchSpace) -> bool:
-    """True when the space's genotypes carry channel widths (the DARTS space), so width mutations apply."""
-    return isinstance(space, DartsSpace)
+    needs_widths=True: it changes stage widths, so it applies only to spaces whose genotypes carry them.
+    """
+    return MUTATIONS.register(name, needs_widths=needs_widths)
 
 
 def mutation_names(space: SearchSpace) -> tuple[str, ...]:
     """The mutations that apply to a space, in application order."""
-    return tuple(name for name in MUTATIONS if has_widths(space) or name not in WIDTH_MUTATIONS)
+    return tuple(name for name in MUTATIONS if space.has_widths or not MUTATIONS.meta(name).get("needs_widths"))
 
 
 @dataclass(frozen=True)
@@ -118,7 +110,7 @@ def _is_nan(value: object) -> bool:
 def initial_strategy(space: SearchSpace, probability: float = 0.3, width_step: float = 8.0) -> StrategyParams:
     """The strategy every initial individual starts from: the same probability for each applicable mutation."""
     return StrategyParams(tuple((name, probability) for name in mutation_names(space)),
-                          width_step if has_widths(space) else None)
+                          width_step if space.has_widths else None)
 
 
 def _logit(p: float) -> float:
@@ -186,106 +178,29 @@ def breed(space: SearchSpace, parents: Sequence[tuple[str, StrategyParams]], rng
     return mutate(space, child, rng, strategy), strategy
 
 
-# ---- DARTS-space mutations work on the Genotype object ------------------------------------------------
-
+# ---- the mutations: strategy semantics here, what changes in the genotype is the space's (search_space.py) ----
 def _width_delta(rng: np.random.Generator, strategy: StrategyParams) -> int:
     step = strategy.width_step if strategy.width_step is not None else 8.0
     return max(1, round(abs(float(rng.standard_normal())) * step))
 
 
-def _with_widths(genotype: Genotype, stage: int, width: int) -> Genotype:
-    widths = list(genotype.widths)
-    widths[stage] = width
-    return Genotype(genotype.normal, genotype.reduce, tuple(widths), genotype.cells_per_stage)
-
-
-def _edges(cell: Cell) -> list[Edge]:
-    return [edge for node in cell.nodes for edge in node]
-
-
-def _cell_of(edges: Sequence[Edge]) -> Cell:
-    return Cell(tuple((edges[2 * i], edges[2 * i + 1]) for i in range(len(edges) // 2)))
-
-
-def _edit_cell(genotype: Genotype, rng: np.random.Generator,
-               edit: Callable[[list[Edge], np.random.Generator], list[Edge]]) -> Genotype:
-    """Apply `edit` to the edge list of the normal or the reduction cell (50/50)."""
-    if rng.random() < 0.5:
-        return Genotype(_cell_of(edit(_edges(genotype.normal), rng)), genotype.reduce, genotype.widths,
-                        genotype.cells_per_stage)
-    return Genotype(genotype.normal, _cell_of(edit(_edges(genotype.reduce), rng)), genotype.widths,
-                    genotype.cells_per_stage)
-
-
-def _darts_swap(edges: list[Edge], rng: np.random.Generator) -> list[Edge]:
-    # Edge e belongs to node e // 2, which may read inputs 0..node + 1; only pairs that stay legal move.
-    pairs = [(i, j) for i in range(len(edges)) for j in range(i + 1, len(edges))
-             if i // 2 != j // 2 and edges[i] != edges[j]
-             and edges[j].input <= i // 2 + 1 and edges[i].input <= j // 2 + 1]
-    if not pairs:
-        return edges
-    i, j = pairs[int(rng.integers(len(pairs)))]
-    edges[i], edges[j] = edges[j], edges[i]
-    return edges
-
-
-def _darts_change_op(edges: list[Edge], rng: np.random.Generator) -> list[Edge]:
-    index = int(rng.integers(len(edges)))
-    others = [name for name in DARTS_OPS.names if name != edges[index].op]
-    edges[index] = Edge(others[int(rng.integers(len(others)))], edges[index].input)
-    return edges
-
-
-def _darts_rewire(edges: list[Edge], rng: np.random.Generator) -> list[Edge]:
-    index = int(rng.integers(len(edges)))
-    node = index // 2
-    others = [j for j in range(node + 2) if j != edges[index].input]
-    edges[index] = Edge(edges[index].op, others[int(rng.integers(len(others)))])
-    return edges
-
-
-# ---- other spaces (NB201): op characters at fixed positions, grouped into nodes by the separators ------
-
-def _op_groups(space: SearchSpace) -> list[list[int]]:
-    """Positions of op characters, grouped per node: a one-character alphabet is a separator between nodes."""
-    groups: list[list[int]] = [[]]
-    for index, alphabet in enumerate(space.alphabets()):
-        if len(alphabet) == 1:
-            if groups[-1]:
-                groups.append([])
-        else:
-            groups[-1].append(index)
-    return [group for group in groups if group]
-
-
-def _swap_chars(text: str, candidates: Sequence[tuple[int, int]], rng: np.random.Generator) -> str:
-    pairs = [(i, j) for i, j in candidates if text[i] != text[j]]
-    if not pairs:
-        return text
-    i, j = pairs[int(rng.integers(len(pairs)))]
-    chars = list(text)
-    chars[i], chars[j] = chars[j], chars[i]
-    return "".join(chars)
-
-
 def _shift_width(space: SearchSpace, genotype: str, rng: np.random.Generator, strategy: StrategyParams,
                  sign: int) -> str:
-    """Move one random stage's width by sign * |N(0, 1)| * width_step channels, kept within 10..99."""
-    if not has_widths(space):
+    """Move one random stage's width by sign * |N(0, 1)| * width_step channels (the space clamps it)."""
+    widths = space.stage_widths(genotype)
+    if not widths:
         return space.canonical(genotype)
-    parsed = space.parse(genotype)
-    stage = int(rng.integers(len(parsed.widths)))
-    width = min(99, max(10, parsed.widths[stage] + sign * _width_delta(rng, strategy)))
-    return space.format(_with_widths(parsed, stage, width))
+    stage = int(rng.integers(len(widths)))
+    return space.with_stage_width(genotype, stage, widths[stage] + sign * _width_delta(rng, strategy))
 
 
-@register_mutation("add_channels")
+@register_mutation("add_channels", needs_widths=True)
 def add_channels(space: SearchSpace, genotype: str, rng: np.random.Generator, strategy: StrategyParams) -> str:
     """Grow one random stage's width by |N(0, 1)| * width_step channels (at least 1, at most 99)."""
     return _shift_width(space, genotype, rng, strategy, +1)
 
 
-@register_mutation("reduce_width")
+@register_mutation("reduce_width", needs_widths=True)
 def reduce_width(space: SearchSpace, genotype: str, rng: np.random.Generator, strategy: StrategyParams) -> str:
     """Shrink one random stage's width by |N(0, 1)| * width_step channels (at least 1, never below 10)."""
     return _shift_width(space, genotype, rng, strategy, -1)
@@ -294,31 +209,16 @@ def reduce_width(space: SearchSpace, genotype: str, rng: np.random.Generator, st
 @register_mutation("swap_blocks")
 def swap_blocks(space: SearchSpace, genotype: str, rng: np.random.Generator, strategy: StrategyParams) -> str:
     """Exchange two edges: DARTS edges of different nodes that can read each other's inputs; else two ops."""
-    if isinstance(space, DartsSpace):
-        return space.format(_edit_cell(space.parse(genotype), rng, _darts_swap))
-    positions = [i for group in _op_groups(space) for i in group]
-    text = space.canonical(genotype)
-    return space.canonical(_swap_chars(text, [(i, j) for i in positions for j in positions if i < j], rng))
+    return space.swap_edges(genotype, rng)
 
 
 @register_mutation("change_op")
 def change_op(space: SearchSpace, genotype: str, rng: np.random.Generator, strategy: StrategyParams) -> str:
     """Replace the op of one random edge by a different op of the space."""
-    if isinstance(space, DartsSpace):
-        return space.format(_edit_cell(space.parse(genotype), rng, _darts_change_op))
-    text = space.canonical(genotype)
-    alphabets = space.alphabets()
-    positions = [i for group in _op_groups(space) for i in group]
-    index = positions[int(rng.integers(len(positions)))]
-    others = [c for c in alphabets[index] if c != text[index]]
-    return space.canonical(text[:index] + others[int(rng.integers(len(others)))] + text[index + 1:])
+    return space.change_op(genotype, rng)
 
 
 @register_mutation("rewire")
 def rewire(space: SearchSpace, genotype: str, rng: np.random.Generator, strategy: StrategyParams) -> str:
     """DARTS: move one edge to another input node. Fixed-input spaces (NB201): swap two ops into one node."""
-    if isinstance(space, DartsSpace):
-        return space.format(_edit_cell(space.parse(genotype), rng, _darts_rewire))
-    text = space.canonical(genotype)
-    pairs = [(i, j) for group in _op_groups(space) for i in group for j in group if i < j]
-    return space.canonical(_swap_chars(text, pairs, rng))
+    return space.rewire(genotype, rng)

@@ -2,11 +2,12 @@
 
 The supernet (the same idea as DARTS's MixedOp, lifted from ops to whole cells; Liu et al., ICLR 2019):
 
-- Every candidate is built on one common skeleton: DARTS space at `C` channels in the first stage (C, 2C,
-  4C, ...) and `cells_per_stage` normal cells per stage; NB201 space as its TinyNetwork with width `C` and
-  `N` cells per stage. Only the candidates' *cells* differ, so the tournament judges cell topology and ops
-  alone; widths and cell counts of DARTS genotypes do not take part (the heuristics and the parameter
-  count judge those).
+- Every candidate is built on one common skeleton by its space (`SearchSpace.tournament_network`): DARTS
+  space at `C` channels in the first stage (C, 2C, 4C, ...) and `cells_per_stage` normal cells per stage;
+  NB201 space as its TinyNetwork with width `C` and `N` cells per stage. The space's `tournament_layout`
+  names the supernet that mixes them (`SUPERNETS`: "darts" two-input cells, "chain" one-input cells).
+  Only the candidates' *cells* differ, so the tournament judges cell topology and ops alone; widths and
+  cell counts of DARTS genotypes do not take part (the heuristics and the parameter count judge those).
 - The stem, the fixed NB201 ResNet reduction blocks, the final pooling and the classifier are shared (the
   first candidate's modules). At every cell position the output is sum_i softmax(alpha)_i * cell_i(inputs),
   where cell_i is candidate i's own cell (own weights) at that position. One alpha vector of length k is
@@ -40,9 +41,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from fne.errors import ConfigError
-from fne.genotopheno.genotype import Genotype
-from fne.genotopheno.network import Network, build_network
-from fne.genotopheno.spaces import DartsSpace, SearchSpace
+from fne.genotopheno.network import Network
+from fne.genotopheno.spaces import SearchSpace
+from fne.registry import Registry
+
+# Supernet classes by the layout a space names in `SearchSpace.tournament_layout`.
+SUPERNETS: Registry[type[nn.Module]] = Registry("tournament supernet layout")
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,7 @@ class CellMixture(nn.Module):
         return self.norm(sum(w * cell(*inputs) for w, cell in zip(weights, self.cells, strict=True)))
 
 
+@SUPERNETS.register("darts")
 class DartsSupernet(nn.Module):
     """Shared stem and classifier; at each cell position the mixture of the k DARTS candidates' cells."""
 
@@ -122,21 +127,24 @@ class DartsSupernet(nn.Module):
         return self.classifier(self.global_pooling(s1).flatten(1))
 
 
+@SUPERNETS.register("chain")
 class ChainSupernet(nn.Module):
-    """NB201 TinyNetwork skeleton: shared stem, ResNet blocks and head; every cell position a CellMixture."""
+    """One-input cells in a chain (NB201's TinyNetwork): shared stem, fixed blocks and head; cells mixed.
+
+    A chain network has `stem`, `cells` applied in order, `lastact`, `global_pooling`, `classifier`, and
+    `searched_cells`, the positions in `cells` that hold the genotype's cells (the others are fixed blocks).
+    """
 
     def __init__(self, networks: list[nn.Module], normalise: bool = False):
         super().__init__()
-        from fne.genotopheno.nb201_network import InferCell
-
         first = networks[0]
         self.stem = first.stem
         self.lastact = first.lastact
         self.global_pooling = first.global_pooling
         self.classifier = first.classifier
+        mixed = set(first.searched_cells)
         self.blocks = nn.ModuleList(
-            CellMixture([net.cells[position] for net in networks], normalise) if isinstance(module, InferCell)
-            else module
+            CellMixture([net.cells[position] for net in networks], normalise) if position in mixed else module
             for position, module in enumerate(first.cells))
         self.alpha = nn.Parameter(torch.zeros(len(networks)))
 
@@ -151,27 +159,18 @@ class ChainSupernet(nn.Module):
 def candidate_networks(space: SearchSpace, candidates: list[str], config: TournamentConfig, num_classes: int,
                        seed: int) -> list[nn.Module]:
     """Every candidate's own network on the common tournament skeleton (candidate i initialised with seed + i)."""
-    if isinstance(space, DartsSpace):
-        cells = (config.cells_per_stage,) * space.stages
-        networks = []
-        for index, text in enumerate(candidates):
-            genotype = space.parse(text)
-            # The space's default width ratios (16.32.64 -> C, 2C, 4C) scaled to C for every candidate.
-            common = Genotype(genotype.normal, genotype.reduce, space.widths, cells)
-            networks.append(build_network(common, C=config.C, num_classes=num_classes, seed=seed + index))
-        return networks
-    if space.name == "nb201":
-        return [space.build(text, C=config.C, layers=config.cells_per_stage, num_classes=num_classes,
-                            seed=seed + index) for index, text in enumerate(candidates)]
-    raise ConfigError(f"no tournament supernet is defined for search space {space.name!r}")
+    if space.tournament_layout is None:
+        raise ConfigError(f"no tournament supernet is defined for search space {space.name!r}")
+    return [space.tournament_network(text, C=config.C, cells_per_stage=config.cells_per_stage,
+                                     num_classes=num_classes, seed=seed + index)
+            for index, text in enumerate(candidates)]
 
 
-def build_supernet(networks: list[nn.Module], normalise: bool = False) -> nn.Module:
-    """The tournament supernet mixing the cells of these candidate networks (layout in the module docstring)."""
+def build_supernet(networks: list[nn.Module], layout: str, normalise: bool = False) -> nn.Module:
+    """The tournament supernet of `layout` (a space's `tournament_layout`) mixing these networks' cells."""
     if len(networks) < 2:
         raise ConfigError(f"a supernet needs at least 2 candidates, got {len(networks)}")
-    supernet = DartsSupernet if isinstance(networks[0], Network) else ChainSupernet
-    return supernet(networks, normalise)
+    return SUPERNETS[layout](networks, normalise)
 
 
 def is_dead(network: nn.Module, x: torch.Tensor) -> bool:
@@ -246,7 +245,7 @@ def run_tournament(space: SearchSpace, candidates: list[str], train: tuple[torch
     if len(live) >= 2:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # anything stochastic inside the ops stays reproducible
-            model = build_supernet([networks[i] for i in live], config.normalise_mixture)
+            model = build_supernet([networks[i] for i in live], space.tournament_layout, config.normalise_mixture)
             train_loss, val_loss = train_supernet(model, train, held_out, config, seed, device)
         alphas[live] = model.alpha.detach().cpu().numpy().astype(float)
     elif live:

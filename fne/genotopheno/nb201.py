@@ -21,23 +21,24 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import ClassVar
 
 import numpy as np
 
 from fne.errors import ConfigError, GenotypeError
 from fne.genotopheno.genotype import check_characters
 from fne.genotopheno.nb201_network import NB201_EDGES, NB201_OPS, NB201Network, build_nb201_network
-from fne.genotopheno.spaces import SearchSpace, register_space
+from fne.genotopheno.search_space import CellGraph, GraphEdge, SearchSpace, register_space
 
 __all__ = [
     "NB201_EDGES", "NB201_OPS", "NB201Genotype", "NB201Network", "NB201Space", "format_compact",
-    "from_arch_str", "parse_arch_str", "parse_compact", "parse_nb201", "to_arch_str",
+    "from_arch_str", "nb201_cell_graph", "parse_arch_str", "parse_compact", "parse_nb201", "to_arch_str",
 ]
 
 NODE_SEPARATOR = "+"
-COMPACT_LENGTH = len(NB201_EDGES) + 2  # six op characters and two '+'
 
 
 def _compact_positions() -> list[tuple[str, str]]:
@@ -167,6 +168,14 @@ def from_arch_str(arch: str) -> str:
 class NB201Space(SearchSpace):
     """NAS-Bench-201: one cell of 6 edges x 5 ops in a fixed skeleton of width C with N cells per stage."""
 
+    title: ClassVar[str] = "NB201"
+    supports_ground_truth: ClassVar[bool] = True  # every cell's trained accuracy is tabulated by arch string
+    tournament_layout: ClassVar[str | None] = "chain"  # cells between fixed ResNet blocks, one input each
+    tournament_defaults: ClassVar[Mapping[str, int]] = MappingProxyType(
+        {"tournament_steps": 30, "tournament_C": 8, "tournament_batch_size": 32})
+    evaluation_size: ClassVar[tuple[int | None, int | None]] = (16, 5)  # NB201's TinyNetwork
+    searched_size: ClassVar[tuple[int | None, int | None]] = (16, 5)
+
     C: int = 16
     layers: int = 5  # N, cells per stage, as in NB201
 
@@ -207,3 +216,18 @@ class NB201Space(SearchSpace):
         """Every compact genotype string of the space, once each (15,625 strings)."""
         for codes in itertools.product(NB201_OPS.codes, repeat=len(NB201_EDGES)):
             yield _join_codes(codes)
+
+    def alternative_forms(self, genotype: str) -> dict[str, str]:
+        """The official arch string."""
+        return {"NAS-Bench-201 arch string": to_arch_str(genotype)}
+
+    def cell_graphs(self, genotype: str) -> list[CellGraph]:
+        """The one cell, titled with its compact string."""
+        nodes, edges = nb201_cell_graph(parse_nb201(genotype).ops)
+        return [CellGraph.of("cell", f"NB201 cell {genotype}", nodes, edges, ["3"])]
+
+
+def nb201_cell_graph(ops: Sequence[str]) -> tuple[list[str], list[GraphEdge]]:
+    """Nodes in drawing order and labelled edges of an NB201 cell (ops in the arch-string edge order)."""
+    edges = [(str(source), str(target), op) for op, (target, source) in zip(ops, NB201_EDGES, strict=True)]
+    return [str(i) for i in range(4)], edges

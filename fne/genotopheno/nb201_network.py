@@ -124,6 +124,8 @@ class NB201Network(nn.Module):
                 self.cells.append(ResNetBasicblock(C_prev, width))
             self.cells.extend(InferCell(self.ops, width) for _ in range(N))
             C_prev = width
+        # Which of `cells` are the genotype's cells (the rest are fixed ResNet blocks): what a tournament mixes.
+        self.searched_cells = tuple(i for i, cell in enumerate(self.cells) if isinstance(cell, InferCell))
         # NB201 uses ReLU(inplace=True) here; out-of-place gives the same values and is safe for hooks
         # and torch.func transforms.
         self.lastact = nn.Sequential(nn.BatchNorm2d(C_prev), nn.ReLU(inplace=False))

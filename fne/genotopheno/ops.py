@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from fne.errors import GenotypeError
+from fne.errors import ConfigError, GenotypeError
+from fne.registry import Registry
 
 OpFactory = Callable[[int, int, bool], nn.Module]
 
@@ -31,35 +32,35 @@ class OpSpec:
 
 
 class OpRegistry:
-    """Name <-> code <-> factory table; refuses duplicate names and codes."""
+    """Name <-> code <-> factory table: two `Registry`s over the same specs; refuses duplicate names and codes."""
 
     def __init__(self, title: str):
         self.title = title
-        self._by_name: dict[str, OpSpec] = {}
-        self._by_code: dict[str, OpSpec] = {}
+        self._by_name: Registry[OpSpec] = Registry(f"{title} op")
+        self._by_code: Registry[OpSpec] = Registry(f"{title} op code")
 
     def register(self, name: str, code: str) -> Callable[[OpFactory], OpFactory]:
         """Decorator: register `factory(C, stride, affine)` under `name` with genotype character `code`."""
 
         def decorate(factory: OpFactory) -> OpFactory:
             if name in self._by_name:
-                raise ValueError(f"{self.title}: op name {name!r} is already registered")
-            if len(code) != 1 or code in RESERVED_CHARS or not code.isprintable():
-                raise ValueError(f"{self.title}: op code {code!r} must be one printable non-digit character "
-                                 f"outside {''.join(sorted(RESERVED_CHARS))!r}")
+                raise ConfigError(f"{self.title}: op name {name!r} is already registered")
+            if not isinstance(code, str) or len(code) != 1 or code in RESERVED_CHARS or not code.isprintable():
+                raise ConfigError(f"{self.title}: op code {code!r} must be one printable non-digit character "
+                                  f"outside {''.join(sorted(RESERVED_CHARS))!r}")
             if code in self._by_code:
-                raise ValueError(f"{self.title}: op code {code!r} is already used by {self._by_code[code].name!r}")
+                raise ConfigError(f"{self.title}: op code {code!r} is already used by {self._by_code[code].name!r}")
             spec = OpSpec(name, code, factory)
-            self._by_name[name] = spec
-            self._by_code[code] = spec
+            self._by_name.add(name, spec)
+            self._by_code.add(code, spec)
             return factory
 
         return decorate
 
     def unregister(self, name: str) -> None:
         """Remove a user-registered op (mainly for tests)."""
-        spec = self._by_name.pop(name)
-        del self._by_code[spec.code]
+        spec = self._by_name.unregister(name)
+        self._by_code.unregister(spec.code)
 
     def __contains__(self, name: object) -> bool:
         return name in self._by_name
@@ -73,19 +74,18 @@ class OpRegistry:
     @property
     def names(self) -> tuple[str, ...]:
         """Registered op names in registration order."""
-        return tuple(self._by_name)
+        return self._by_name.names()
 
     @property
     def codes(self) -> str:
         """Registered op codes in registration order, as one string (a genotype alphabet)."""
-        return "".join(spec.code for spec in self._by_name.values())
+        return "".join(self._by_code.names())
 
     def spec(self, name: str) -> OpSpec:
-        """The spec of op `name`; a clear error lists the known names."""
-        try:
-            return self._by_name[name]
-        except KeyError:
-            raise GenotypeError(f"unknown op {name!r}; known {self.title} ops: {', '.join(self._by_name)}") from None
+        """The spec of op `name`; a GenotypeError lists the known names (an unknown op is a bad genotype)."""
+        if name not in self._by_name:
+            raise GenotypeError(f"unknown op {name!r}; known {self.title} ops: {', '.join(self._by_name)}")
+        return self._by_name[name]
 
     def code_of(self, name: str) -> str:
         """Genotype character of op `name`."""
@@ -93,10 +93,9 @@ class OpRegistry:
 
     def name_of(self, code: str) -> str:
         """Op name of genotype character `code`."""
-        try:
-            return self._by_code[code].name
-        except KeyError:
-            raise GenotypeError(f"unknown op code {code!r}; known codes: {self.codes}") from None
+        if code not in self._by_code:
+            raise GenotypeError(f"unknown op code {code!r}; known codes: {self.codes}")
+        return self._by_code[code].name
 
     def build(self, name: str, C: int, stride: int, affine: bool = True) -> nn.Module:
         """Instantiate op `name` with C channels and the given stride."""

@@ -40,7 +40,7 @@ def test_supernet_with_one_dominant_alpha_is_that_candidates_network(name):
     candidates = [DARTS_V2, DARTS_POOL] if name == "darts" else ["C+CC+kCC", "a+aa+aaa"]
     config = TournamentConfig(C=4)
     networks = candidate_networks(space, candidates, config, num_classes=3, seed=0)
-    supernet = build_supernet(networks).eval()
+    supernet = build_supernet(networks, space.tournament_layout).eval()
     x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         supernet.alpha.copy_(torch.tensor([60.0, -60.0]))  # softmax -> (1, 0) to float precision

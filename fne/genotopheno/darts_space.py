@@ -1,0 +1,220 @@
+"""The DARTS cell space ("darts"): genotypes with per-stage widths and cell counts (grammar in genotype.py).
+
+Everything DARTS-specific the search, the tournaments, export and the reports need lives here as the
+space's hooks (see search_space.py): width mutations, edge edits that keep inputs legal, the tournament
+skeleton, DARTS's evaluation network (C=36, 20 layers, auxiliary head, drop-path 0.2) and cell drawings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import ClassVar
+
+import numpy as np
+from torch import nn
+
+from fne.errors import ConfigError, GenotypeError
+from fne.genotopheno.genotype import (
+    PUBLISHED,
+    Cell,
+    Edge,
+    Genotype,
+    GenotypeShape,
+    format_genotype,
+    gene_positions,
+    parse,
+    published,
+)
+from fne.genotopheno.network import build_network
+from fne.genotopheno.ops import DARTS_OPS
+from fne.genotopheno.search_space import CellGraph, GraphEdge, SearchSpace, register_space
+
+WIDTH_RANGE = (10, 99)  # a width is two digits in the grammar
+
+EdgeEdit = Callable[[list[Edge], np.random.Generator], list[Edge]]
+
+
+@register_space("darts")
+@dataclass
+class DartsSpace(SearchSpace):
+    """The DARTS cell space with per-stage widths and cell counts in the genotype (see genotype.py)."""
+
+    title: ClassVar[str] = "DARTS"
+    has_widths: ClassVar[bool] = True
+    tournament_layout: ClassVar[str | None] = "darts"
+    # A DARTS cell (8 separable/dilated conv edges plus input preprocessing) costs about four times an NB201
+    # cell per training step, so DARTS tournaments train narrower, on smaller batches, for fewer steps; this
+    # still picks a sensible cell over a pooling/`none` one on real CIFAR-10 (tests/evolution/test_tournament.py).
+    tournament_defaults: ClassVar[Mapping[str, int]] = MappingProxyType(
+        {"tournament_steps": 20, "tournament_C": 4, "tournament_batch_size": 16})
+    evaluation_size: ClassVar[tuple[int | None, int | None]] = (36, 20)  # DARTS's CIFAR-10 evaluation network
+    searched_size: ClassVar[tuple[int | None, int | None]] = (None, None)  # the genotype's own widths and counts
+    auxiliary_head: ClassVar[bool] = True
+    drop_path_prob: ClassVar[float] = 0.2
+
+    nodes: int = 4
+    stages: int = 3
+    widths: tuple[int, ...] = (16, 32, 64)
+    cells_per_stage: tuple[int, ...] = (1, 1, 1)
+    # DARTS never keeps `none` in a derived cell; sampling leaves it out too (mutation can still pick it).
+    exclude_from_sampling: tuple[str, ...] = ("none",)
+
+    def __post_init__(self) -> None:
+        self.widths = tuple(self.widths)
+        self.cells_per_stage = tuple(self.cells_per_stage)
+        if len(self.widths) != self.stages or len(self.cells_per_stage) != self.stages:
+            raise ConfigError(f"darts space: {self.stages} stages need {self.stages} widths and cell counts, got "
+                              f"{self.widths} and {self.cells_per_stage}")
+        self.shape = GenotypeShape(self.nodes, self.stages)
+        self._positions = gene_positions(self.shape, DARTS_OPS)
+
+    def positions(self) -> list[tuple[str, str]]:
+        """(alphabet, description) of every position at this space's shape."""
+        return list(self._positions)
+
+    def parse(self, text: str) -> Genotype:
+        """Parse a DARTS-space string and check it has this space's shape."""
+        genotype = parse(text)
+        if genotype.shape != self.shape:
+            raise GenotypeError(f"genotype {text!r} has {genotype.shape.nodes} nodes and {genotype.shape.stages} "
+                                f"stages; this space has {self.nodes} nodes and {self.stages} stages")
+        return genotype
+
+    def format(self, genotype: Genotype) -> str:
+        """Canonical string of a Genotype."""
+        return format_genotype(genotype)
+
+    def sample(self, rng: np.random.Generator) -> str:
+        """Uniform ops (without `none`) and two distinct uniform inputs per node; the space's widths and counts."""
+        ops = [name for name in DARTS_OPS.names if name not in self.exclude_from_sampling]
+
+        def cell() -> Cell:
+            nodes = []
+            for i in range(self.nodes):
+                inputs = rng.choice(i + 2, size=2, replace=False)
+                nodes.append(tuple(Edge(ops[int(rng.integers(len(ops)))], int(j)) for j in inputs))
+            return Cell(tuple(nodes))
+
+        return self.format(Genotype(cell(), cell(), self.widths, self.cells_per_stage))
+
+    def build(self, genotype: Genotype | str, *, C: int | None = None, layers: int | None = None,
+              num_classes: int = 10, seed: int | None = None) -> nn.Module:
+        """DARTS network; by default the genotype's own widths and cell counts."""
+        return build_network(self._as_genotype(genotype), C, layers, num_classes, seed=seed)
+
+    def size(self) -> int:
+        """Every string of the grammar is a distinct genotype: prod over positions of the alphabet sizes."""
+        return math.prod(len(alphabet) for alphabet in self.alphabets())
+
+    # ---- evolution -------------------------------------------------------------------------------------
+    def stage_widths(self, genotype: str) -> tuple[int, ...]:
+        """The genotype's channel width per stage."""
+        return self.parse(genotype).widths
+
+    def with_stage_width(self, genotype: str, stage: int, width: int) -> str:
+        """The genotype with stage `stage` at `width` channels, clamped to the grammar's 10..99."""
+        parsed = self.parse(genotype)
+        widths = list(parsed.widths)
+        widths[stage] = min(WIDTH_RANGE[1], max(WIDTH_RANGE[0], width))
+        return self.format(Genotype(parsed.normal, parsed.reduce, tuple(widths), parsed.cells_per_stage))
+
+    def swap_edges(self, genotype: str, rng: np.random.Generator) -> str:
+        """Exchange two edges (op and input) of different nodes that can both read each other's inputs."""
+        return self.format(_edit_cell(self.parse(genotype), rng, _swap))
+
+    def change_op(self, genotype: str, rng: np.random.Generator) -> str:
+        """Give one edge of the normal or the reduction cell a different op."""
+        return self.format(_edit_cell(self.parse(genotype), rng, _change_op))
+
+    def rewire(self, genotype: str, rng: np.random.Generator) -> str:
+        """Point one edge of the normal or the reduction cell at a different input node."""
+        return self.format(_edit_cell(self.parse(genotype), rng, _rewire))
+
+    # ---- tournaments, export, reports --------------------------------------------------------------------
+    def tournament_network(self, genotype: str, *, C: int, cells_per_stage: int, num_classes: int,
+                           seed: int) -> nn.Module:
+        """The candidate's cells at the space's width ratios (16.32.64 -> C, 2C, 4C), `cells_per_stage` each."""
+        parsed = self.parse(genotype)
+        # Only the cells compete: every candidate gets the same widths and cell counts.
+        common = Genotype(parsed.normal, parsed.reduce, self.widths, (cells_per_stage,) * self.stages)
+        return build_network(common, C=C, num_classes=num_classes, seed=seed)
+
+    def named_genotypes(self) -> Mapping[str, str]:
+        """The published DARTS-space cells (DARTS_V1, DARTS_V2, PDARTS, PC_DARTS) at widths 16.32.64."""
+        return {name: format_genotype(published(name)) for name in PUBLISHED}
+
+    def evaluation_canonical(self, text: str) -> str:
+        """Any shape of the DARTS grammar is exported; the space's own shape only matters during a search."""
+        return format_genotype(parse(text))
+
+    def evaluation_network(self, genotype: str, *, C: int | None, layers: int | None, num_classes: int = 10,
+                           auxiliary: bool = False, drop_path_prob: float = 0.0, seed: int | None = None) -> nn.Module:
+        """DARTS's evaluation network of a genotype of any shape, with optional auxiliary head and drop-path."""
+        model = build_network(parse(genotype), C, layers, num_classes, auxiliary=auxiliary, seed=seed)
+        model.set_drop_path(drop_path_prob)
+        return model
+
+    def cell_graphs(self, genotype: str) -> list[CellGraph]:
+        """The normal and the reduction cell."""
+        parsed = parse(genotype)
+        return [CellGraph.of("normal_cell", "normal cell", *darts_cell_graph(parsed.normal), ["c_{k}"]),
+                CellGraph.of("reduction_cell", "reduction cell", *darts_cell_graph(parsed.reduce), ["c_{k}"])]
+
+
+def darts_cell_graph(cell: Cell) -> tuple[list[str], list[GraphEdge]]:
+    """Nodes in drawing order and labelled edges of a DARTS cell (as DARTS's visualize.py draws it)."""
+    names = ["c_{k-2}", "c_{k-1}"] + [str(i) for i in range(len(cell.nodes))]
+    edges: list[GraphEdge] = []
+    for i, node in enumerate(cell.nodes):
+        for edge in node:
+            edges.append((names[edge.input], str(i), edge.op))
+    edges += [(str(i), "c_{k}", "") for i in range(len(cell.nodes))]
+    return names + ["c_{k}"], edges
+
+
+# ---- edge edits of one cell (the DARTS mutations) ---------------------------------------------------------
+def _edges(cell: Cell) -> list[Edge]:
+    return [edge for node in cell.nodes for edge in node]
+
+
+def _cell_of(edges: Sequence[Edge]) -> Cell:
+    return Cell(tuple((edges[2 * i], edges[2 * i + 1]) for i in range(len(edges) // 2)))
+
+
+def _edit_cell(genotype: Genotype, rng: np.random.Generator, edit: EdgeEdit) -> Genotype:
+    """Apply `edit` to the edge list of the normal or the reduction cell (50/50)."""
+    if rng.random() < 0.5:
+        return Genotype(_cell_of(edit(_edges(genotype.normal), rng)), genotype.reduce, genotype.widths,
+                        genotype.cells_per_stage)
+    return Genotype(genotype.normal, _cell_of(edit(_edges(genotype.reduce), rng)), genotype.widths,
+                    genotype.cells_per_stage)
+
+
+def _swap(edges: list[Edge], rng: np.random.Generator) -> list[Edge]:
+    # Edge e belongs to node e // 2, which may read inputs 0..node + 1; only pairs that stay legal move.
+    pairs = [(i, j) for i in range(len(edges)) for j in range(i + 1, len(edges))
+             if i // 2 != j // 2 and edges[i] != edges[j]
+             and edges[j].input <= i // 2 + 1 and edges[i].input <= j // 2 + 1]
+    if not pairs:
+        return edges
+    i, j = pairs[int(rng.integers(len(pairs)))]
+    edges[i], edges[j] = edges[j], edges[i]
+    return edges
+
+
+def _change_op(edges: list[Edge], rng: np.random.Generator) -> list[Edge]:
+    index = int(rng.integers(len(edges)))
+    others = [name for name in DARTS_OPS.names if name != edges[index].op]
+    edges[index] = Edge(others[int(rng.integers(len(others)))], edges[index].input)
+    return edges
+
+
+def _rewire(edges: list[Edge], rng: np.random.Generator) -> list[Edge]:
+    index = int(rng.integers(len(edges)))
+    node = index // 2
+    others = [j for j in range(node + 2) if j != edges[index].input]
+    edges[index] = Edge(edges[index].op, others[int(rng.integers(len(others)))])
+    return edges
