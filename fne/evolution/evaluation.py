@@ -23,13 +23,21 @@ from fne.scoring.fitness import FitnessConfig, score_genotypes
 class Evaluator(Protocol):
     """Anything that scores genotype strings: one row per genotype, same order, score_genotypes' columns."""
 
+    chunk_size: int | None  # genotypes per evaluate() call the loop should send (None: all at once)
+
     def evaluate(self, genotypes: list[str]) -> pd.DataFrame:
         """Score rows of these genotypes, in input order."""
+        ...
+
+    def close(self) -> None:
+        """Release what the evaluator holds (processes, a cluster connection)."""
         ...
 
 
 class InProcessEvaluator:
     """Scores in this process with `score_genotypes` on a fixed image batch."""
+
+    chunk_size = 1  # one genotype per call, so a progress bar moves per network
 
     def __init__(self, space: SearchSpace, images: torch.Tensor, fitness_config: FitnessConfig,
                  progress: bool = False):
@@ -43,11 +51,13 @@ class InProcessEvaluator:
         return score_genotypes(self.space, list(genotypes), self.images, self.fitness_config, progress=self.progress)
 
     def close(self) -> None:
-        """Nothing to release (present for parity with evaluators that hold a cluster)."""
+        """Nothing to release."""
 
 
 class FunctionEvaluator:
     """Scores with a plain function genotype -> {objective: value}; for tests and toy problems."""
+
+    chunk_size = 1
 
     def __init__(self, score: Callable[[str], dict[str, float]], objectives: Sequence[str]):
         self.score = score

@@ -1,36 +1,44 @@
-"""The run directory of a search: atomic table writes, config.json, checkpoint.json and resume checks.
+"""The run directory of a search: the one module that reads and writes it, for search, export and report.
 
-Layout (see /work/notes/interfaces.md): config.json, history.csv, population.csv, populations.csv (every
-generation's population, long format), pareto_front.csv, timings.csv, tournaments.csv, final_population.csv,
-best.json, checkpoint.json, search.log. Every file is written to a temporary name in the same folder and
-renamed over the old one (`os.replace` is atomic on POSIX and Windows), so a kill leaves either the old or
-the new version, never half a file. checkpoint.json is written last in each generation: whatever it
-names as completed is on disk.
+Layout: config.json (the resolved settings, written once), history.csv (one row per evaluated individual,
+append-only), populations.csv (every generation's population, long format, append-only), timings.csv,
+tournaments.csv, population.csv and pareto_front.csv (the current population and its first front),
+final_population.csv and best.json (when finished), checkpoint.json (written last in each generation:
+whatever it names as completed is on disk, see recorder.py) and search.log. Whole files are written to a
+temporary name in the same folder and renamed over the old one, so a kill leaves either the old or the
+new version, never half a file.
+
+"The best individual" of a run has one definition, `best_of_run`: the search's own pick once the run has
+finished (best.json), otherwise the same rule applied to the current population.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
-import sys
+import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from fne.atomic import atomic_write
 from fne.errors import CheckpointError, ConfigError
 
 RUN_FORMAT = "fne-run"
 CHECKPOINT_FORMAT = "fne-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # of config.json and the tables
+CHECKPOINT_VERSION = 2  # 2: population by history ids, table lengths and the history digest
 # Written floats must read back bit for bit: pandas >= 3 parses exactly by default (and deprecates the option).
 _EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
 CHECKPOINT_KEYS = ("format", "format_version", "config_sha256", "seed", "space", "generation", "next_id",
-                   "numpy_rng", "torch_seed", "population", "history_rows")
+                   "numpy_rng", "torch_seed", "population_ids", "history_rows", "history_sha256", "table_bytes")
+
+
+def fsync(stream: Any) -> None:
+    """Flush a binary stream's data to the disk."""
+    os.fsync(stream.fileno())
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -83,9 +91,9 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     path = run_dir / "config.json"
     if not run_dir.is_dir():
-        raise CheckpointError(f"--resume {run_dir}: no such folder; expected a run directory made by `fne search`")
+        raise CheckpointError(f"{run_dir}: no such folder; expected a run directory made by `fne search`")
     if not path.is_file():
-        raise CheckpointError(f"--resume {run_dir}: no config.json, so this is not an fne run directory")
+        raise CheckpointError(f"{run_dir} is not an fne run directory (no config.json; make one with `fne search`)")
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
@@ -112,17 +120,19 @@ def read_checkpoint(run_dir: Path, config: dict[str, Any]) -> dict[str, Any] | N
     missing = [key for key in CHECKPOINT_KEYS if key not in checkpoint]
     if missing:
         raise CheckpointError(f"{path} is corrupt: missing {', '.join(missing)}")
-    if checkpoint["format_version"] != FORMAT_VERSION:
-        raise CheckpointError(f"{path} has format version {checkpoint['format_version']!r}; expected "
-                              f"{FORMAT_VERSION}")
+    if checkpoint["format_version"] != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path} has format version {checkpoint['format_version']!r}; this fne resumes "
+                              f"version {CHECKPOINT_VERSION}")
     if checkpoint["config_sha256"] != config_digest(config):
         raise CheckpointError(f"{path} belongs to another run: its config digest does not match "
                               f"{Path(run_dir) / 'config.json'}")
     if checkpoint["seed"] != config["seed"] or checkpoint["space"] != config["space"]:
         raise CheckpointError(f"{path} is foreign: seed/space {checkpoint['seed']}/{checkpoint['space']} but the "
                               f"run config says {config['seed']}/{config['space']}")
-    if not isinstance(checkpoint["population"], list) or not checkpoint["population"]:
+    if not isinstance(checkpoint["population_ids"], list) or not checkpoint["population_ids"]:
         raise CheckpointError(f"{path} is corrupt: its population is empty")
+    if not isinstance(checkpoint["table_bytes"], dict):
+        raise CheckpointError(f"{path} is corrupt: table_bytes is not a mapping")
     return checkpoint
 
 
@@ -140,38 +150,73 @@ def read_table(path: Path, upto_generation: int | None = None, column: str = "ge
     return table
 
 
-class _TqdmHandler(logging.Handler):
-    """Console log lines written through tqdm, so they do not tear the progress bars."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            tqdm.write(self.format(record), file=sys.stderr)
-        except Exception:  # noqa: BLE001 - logging must never break the run
-            self.handleError(record)
+# ---------------------------------------------------------------- reading a run (export, report)
+def run_space(config: dict[str, Any]) -> str:
+    """The search space named by a run's config.json."""
+    return str(config.get("space", "darts"))
 
 
-class RunLog:
-    """While a run is open: fne's INFO records go to RUN_DIR/search.log; the console keeps its own level."""
+def run_objectives(config: dict[str, Any], columns: Any, ranked: bool = False) -> tuple[str, ...]:
+    """A run's minimised columns: all Pareto objectives, or (ranked=True) the scores its aggregate ranks."""
+    heuristics = config.get("heuristics") or config.get("search", {}).get("heuristics") or ()
+    named = heuristics if ranked else (config.get("objectives") or heuristics)
+    present = tuple(name for name in named if name in columns)
+    if not present:
+        raise CheckpointError(f"run tables have none of the objective columns {list(named)}")
+    return present
 
-    def __init__(self, run_dir: Path):
-        self.logger = logging.getLogger("fne")
-        self.saved = (self.logger.level, self.logger.propagate)
-        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        self.file = logging.FileHandler(Path(run_dir) / "search.log", encoding="utf-8")
-        self.file.setLevel(logging.INFO)
-        self.file.setFormatter(formatter)
-        # The console shows what it showed before (the CLI's -v level, WARNING by default).
-        self.console = _TqdmHandler(level=logging.getLogger().getEffectiveLevel())
-        self.console.setFormatter(formatter)
-        self.logger.addHandler(self.file)
-        self.logger.addHandler(self.console)
-        self.logger.setLevel(min(logging.INFO, self.logger.getEffectiveLevel()))
-        self.logger.propagate = False
 
-    def close(self) -> None:
-        """Detach the handlers and restore the logger."""
-        for handler in (self.file, self.console):
-            self.logger.removeHandler(handler)
-            handler.close()
-        self.logger.setLevel(self.saved[0])
-        self.logger.propagate = self.saved[1]
+def without_errors(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose evaluation reported no error."""
+    if "error" not in table.columns:
+        return table
+    errors = table["error"]
+    return table[(errors.isna() | (errors.astype(str).str.strip() == "")).to_numpy()]
+
+
+def read_best(run_dir: Path) -> dict[str, Any] | None:
+    """best.json of a finished run (None while it runs); CheckpointError if unreadable."""
+    path = Path(run_dir) / "best.json"
+    if not path.is_file():
+        return None
+    try:
+        best = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"{path} is corrupt: not readable JSON ({error})") from None
+    if not isinstance(best, dict) or "genotype" not in best or "id" not in best:
+        raise CheckpointError(f"{path} is not an fne best-individual record (no genotype/id)")
+    return {key: (math.nan if value is None else value) for key, value in best.items()}
+
+
+def best_of_run(run_dir: str | Path, config: dict[str, Any] | None = None) -> pd.Series:
+    """The run's best individual: best.json once finished, else the smallest rank_combined of the population.
+
+    population.csv's rank_combined is the search's aggregate over the current population, the pool its
+    final pick ranks by default (see `SearchConfig.final_pick`), so a running run answers by the same rule.
+    """
+    run_dir = Path(run_dir)
+    config = read_config(run_dir) if config is None else config
+    best = read_best(run_dir)
+    if best is not None:
+        return pd.Series(best)
+    path = run_dir / "population.csv"
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} has no population.csv yet (no generation has finished)")
+    table = read_table(path)
+    table = (without_errors(table) if len(without_errors(table)) else table).reset_index(drop=True)
+    if table.empty or "rank_combined" not in table.columns:
+        raise CheckpointError(f"{path} is empty or has no rank_combined column")
+    return table.iloc[int(table["rank_combined"].astype(float).to_numpy().argmin())]
+
+
+def individual_of_run(run_dir: str | Path, individual_id: str) -> pd.Series:
+    """The history row of one individual by id; CheckpointError naming the valid range if absent."""
+    path = Path(run_dir) / "history.csv"
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} has no history.csv")
+    table = read_table(path)
+    matches = table[table["id"].astype(str) == str(individual_id).strip()]
+    if matches.empty:
+        raise CheckpointError(f"no individual with id {individual_id!r} in {path} (ids run "
+                              f"{table['id'].min()}..{table['id'].max()})")
+    return matches.iloc[-1]

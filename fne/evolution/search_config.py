@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,20 @@ import numpy as np
 import fne
 from fne.errors import CheckpointError, ConfigError, DataError
 from fne.evolution import rundir
+from fne.evolution.selection import rank_combined
 from fne.evolution.tournament import TournamentConfig
 from fne.scoring.fitness import DEFAULT_HEURISTICS, FitnessConfig
 
 EXTRA_OBJECTIVES = ("params", "flops")
+FINAL_PICKS = ("population", "evaluated")
+
+
+def linear_rank_sum(F: np.ndarray) -> np.ndarray:
+    """TE-NAS's rank combination: the sum of each candidate's ranks (1 = best) over the score columns."""
+    return rank_combined(F, None)
+
+
+AGGREGATES: dict[str, Callable[[np.ndarray], np.ndarray]] = {"linear": linear_rank_sum}
 # A DARTS cell (8 separable/dilated conv edges plus input preprocessing) costs about four times an NB201
 # cell per training step, so DARTS tournaments train narrower, on smaller batches, for fewer steps; both
 # settings pick a sensible cell over a pooling/`none` one on real CIFAR-10 (tests/evolution/test_tournament.py).
@@ -49,6 +60,8 @@ class SearchConfig:
     initial_mutation_probability: float = 0.3
     initial_width_step: float = 8.0
     strategy_learning_rate: float = 1.0
+    aggregate: str = "linear"  # how rank_combined aggregates the heuristics' ranks (AGGREGATES)
+    final_pick: str = "population"  # the final best is ranked among the final "population" or everything "evaluated"
 
     def __post_init__(self) -> None:
         defaults = TOURNAMENT_DEFAULTS.get(self.space, TOURNAMENT_DEFAULTS["nb201"])
@@ -80,6 +93,10 @@ class SearchConfig:
             raise ConfigError(f"unknown extra objective(s) {unknown}; choose from {', '.join(EXTRA_OBJECTIVES)}")
         if not 0.0 <= self.crossover_probability <= 1.0:
             raise ConfigError(f"crossover_probability={self.crossover_probability} must be in 0..1")
+        if self.aggregate not in AGGREGATES:
+            raise ConfigError(f"aggregate={self.aggregate!r} is not one of {', '.join(AGGREGATES)}")
+        if self.final_pick not in FINAL_PICKS:
+            raise ConfigError(f"final_pick={self.final_pick!r} is not one of {', '.join(FINAL_PICKS)}")
         if self.ground_truth is not None and self.space != "nb201":
             raise ConfigError(f"--ground-truth is for --space nb201 only (got --space {self.space})")
 
@@ -87,6 +104,10 @@ class SearchConfig:
     def objectives(self) -> tuple[str, ...]:
         """The minimised columns that selection sees: the heuristics, then any extra objectives."""
         return (*self.heuristics, *self.extra_objectives)
+
+    def ranking(self) -> Callable[[np.ndarray], np.ndarray]:
+        """The aggregate of minimised scores (n, m) -> (n,), lower is better, that rank_combined reports."""
+        return AGGREGATES[self.aggregate]
 
     def fitness_config(self) -> FitnessConfig:
         """How candidates are scored."""

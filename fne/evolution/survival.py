@@ -1,0 +1,131 @@
+"""Survival of the (mu + lambda) loop as objects with one job: `select(parents, children, n, rng, generation)`.
+
+- `ParetoSurvival`: pymoo's rank-and-crowding survival over parents + children on the objectives
+  (selection.survive: non-dominated fronts, the overflowing front cut by crowding distance).
+- `TournamentSurvival`: the children are shuffled into groups, each group's DARTS supernet is trained
+  briefly and its max-alpha child wins (tournament.py). The winners enter the next population first (if
+  there are more winners than places, the Pareto-best of them); the remaining places go to the parents by
+  Pareto rank and crowding. The children that lost their tournament are discarded: the tournament
+  replaced their heuristic selection.
+
+Both return a `Selection`: positions into the pool `[*parents, *children]`, best first (pymoo
+`core/survival.py` shape, on typed individuals instead of a Population array).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from fne.evolution.individual import Individual, objective_matrix_of
+from fne.evolution.selection import survive
+from fne.evolution.tournament import TournamentConfig, run_tournament, split_into_tournaments
+from fne.genotopheno.spaces import SearchSpace
+
+log = logging.getLogger(__name__)
+
+Tensors = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Who survives (pool positions, parents first then children, best first) and how they were chosen."""
+
+    selected: tuple[int, ...]
+    kind: str  # "initial", "pareto" or "tournament"
+    tournaments: tuple[dict[str, Any], ...] = ()  # one record per tournament played
+    seconds: float = 0.0  # time spent training tournament supernets
+
+
+class Survival(Protocol):
+    """A survival rule: picks n of parents + children."""
+
+    def select(self, parents: Sequence[Individual], children: Sequence[Individual], n: int,
+               rng: np.random.Generator, generation: int) -> Selection:
+        """Positions into [*parents, *children] of the n survivors, best first."""
+        ...
+
+
+class TournamentListener(Protocol):
+    """Told about each tournament as it finishes (progress bars)."""
+
+    def on_tournament(self, generation: int, number: int, total: int) -> None:
+        """Tournament `number` of `total` in `generation` has finished."""
+        ...
+
+
+class ParetoSurvival:
+    """Rank-and-crowding survival on the minimised objectives."""
+
+    kind = "pareto"
+
+    def __init__(self, objectives: Sequence[str]):
+        self.objectives = tuple(objectives)
+
+    def select(self, parents: Sequence[Individual], children: Sequence[Individual], n: int,
+               rng: np.random.Generator, generation: int) -> Selection:
+        """The n Pareto-best of parents + children (no randomness: ties keep input order)."""
+        pool = [*parents, *children]
+        chosen = survive(objective_matrix_of(pool, self.objectives), n).selected
+        return Selection(tuple(chosen), "initial" if not parents else self.kind)
+
+
+class TournamentSurvival:
+    """DARTS tournaments among the children; the remaining places go to the Pareto-best parents."""
+
+    kind = "tournament"
+
+    def __init__(self, space: SearchSpace, config: TournamentConfig, data: Callable[[], tuple[Tensors, Tensors]],
+                 seed_of: Callable[[int, int], int], device: torch.device | str, objectives: Sequence[str],
+                 listener: TournamentListener | None = None):
+        self.space = space
+        self.config = config
+        self.data = data  # called on first use: (train, held_out) tensors
+        self.seed_of = seed_of  # (generation, tournament number) -> torch seed
+        self.device = device
+        self.pareto = ParetoSurvival(objectives)
+        self.listener = listener
+
+    def select(self, parents: Sequence[Individual], children: Sequence[Individual], n: int,
+               rng: np.random.Generator, generation: int) -> Selection:
+        """Tournament winners first (Pareto-best of them if too many), then parents by rank and crowding."""
+        start = time.perf_counter()
+        groups = split_into_tournaments(len(children), self.config.size, rng)
+        winners, records = [], []
+        for number, group in enumerate(groups):
+            if len(group) < 2:  # a lone child (too few new genotypes were found) has no one to play
+                winners.append(group[0])
+            else:
+                winner, record = self._play([children[i] for i in group], generation, number)
+                winners.append(group[winner])
+                records.append(record)
+            if self.listener is not None:
+                self.listener.on_tournament(generation, number, len(groups))
+        if len(winners) > n:
+            keep = self.pareto.select([], [children[w] for w in winners], n, rng, generation).selected
+            winners = [winners[i] for i in keep]
+        fill = self.pareto.select([], parents, n - len(winners), rng, generation).selected if n > len(winners) else ()
+        selected = tuple(len(parents) + w for w in winners) + tuple(fill)
+        return Selection(selected, self.kind, tuple(records), time.perf_counter() - start)
+
+    def _play(self, players: Sequence[Individual], generation: int, number: int) -> tuple[int, dict[str, Any]]:
+        train, held_out = self.data()
+        genotypes = [p.genotype for p in players]
+        result = run_tournament(self.space, genotypes, train, held_out, self.config,
+                                self.seed_of(generation, number), self.device)
+        ids = [p.id for p in players]
+        record = {"generation": generation, "tournament": number, "candidates": ";".join(map(str, ids)),
+                  "genotypes": ";".join(genotypes), "alphas": json.dumps(list(result.alphas)),
+                  "weights": json.dumps([round(w, 6) for w in result.weights]), "winner": ids[result.winner],
+                  "winner_genotype": genotypes[result.winner], "train_loss": result.train_loss,
+                  "val_loss": result.val_loss, "seconds": result.seconds}
+        log.info("tournament %d.%d: %s -> %s (weights %s)", generation, number, ids, ids[result.winner],
+                 record["weights"])
+        return result.winner, record
