@@ -80,6 +80,19 @@ def load_images(data_spec: DataSpec | torch.Tensor | str | Path | None, fitness_
     return heuristic_batch(data_spec.data_dir, batch_size, seed, "cpu").contiguous()
 
 
+def load_labels(data_spec: DataSpec | torch.Tensor | str | Path | None, fitness_config: Any) -> torch.Tensor | None:
+    """The labels of load_images' batch (None when the batch was given as a bare tensor)."""
+    if isinstance(data_spec, torch.Tensor):
+        return None
+    if data_spec is None or isinstance(data_spec, str | Path):
+        data_spec = DataSpec(None if data_spec is None else str(data_spec))
+    from fne.data.cifar10 import heuristic_labelled_batch
+
+    batch_size = fitness_config.batch_size if data_spec.batch_size is None else data_spec.batch_size
+    seed = fitness_config.seed if data_spec.seed is None else data_spec.seed
+    return heuristic_labelled_batch(data_spec.data_dir, batch_size, seed, "cpu")[1].contiguous()
+
+
 # ---------------------------------------------------------------- the worker side
 def worker_index(name: object) -> int:
     """A worker's index: its name if an integer (LocalCluster: 0, 1, ...), else the name's trailing number
@@ -106,9 +119,11 @@ def pin_device(requested: str, index: int) -> str:
 class FneWorkerState(WorkerPlugin):
     """Sent once to every worker, replacements included: pins a device, sets torch threads, holds the data."""
 
-    def __init__(self, space: Any, images: np.ndarray, fitness_config: Any) -> None:
+    def __init__(self, space: Any, images: np.ndarray, fitness_config: Any, labels: np.ndarray | None = None) -> None:
         self.space = space
         self.images_cpu = images
+        self.labels_cpu = labels
+        self.labels: torch.Tensor | None = None
         self.fitness_config = fitness_config
         self.images: torch.Tensor | None = None
         self.config: Any = None
@@ -132,6 +147,7 @@ class FneWorkerState(WorkerPlugin):
         self.device = str(device)
         self.config = replace(self.fitness_config, device=self.device)
         self.images = torch.from_numpy(self.images_cpu).to(device)
+        self.labels = None if self.labels_cpu is None else torch.from_numpy(self.labels_cpu).to(device)
         log.info("fne worker %s: device %s, %d torch threads", worker.name, self.device, torch.get_num_threads())
 
     def teardown(self, worker: Any) -> None:
@@ -150,16 +166,18 @@ def score_on_worker(plugin_name: str, genotype: str) -> pd.DataFrame:
     state = get_worker().plugins.get(plugin_name)
     if state is None or state.images is None:
         raise RuntimeError(f"worker has no fne state {plugin_name!r}: its plugin setup failed (see worker log)")
-    return score_genotypes(state.space, [genotype], state.images, state.config)
+    return score_genotypes(state.space, [genotype], state.images, state.config, labels=state.labels)
 
 
 # ---------------------------------------------------------------- the client side
 class DaskEvaluator:
     """Evaluator that scores each genotype as one task on a dask cluster; rows come back in input order."""
 
+    chunk_size = None  # the whole generation at once: the cluster parallelises it
+
     def __init__(self, client: Any, space: Any, images: torch.Tensor, fitness_config: Any, *,
-                 max_attempts: int = 3, cluster: Any = None, owns_client: bool = False,
-                 progress: bool = False, worker_timeout_s: float = 120.0) -> None:
+                 labels: torch.Tensor | None = None, max_attempts: int = 3, cluster: Any = None,
+                 owns_client: bool = False, progress: bool = False, worker_timeout_s: float = 120.0) -> None:
         if max_attempts < 1:
             raise ConfigError(f"max_attempts={max_attempts}: expected at least 1")
         self.client = client
@@ -184,7 +202,9 @@ class DaskEvaluator:
         # score_genotypes reads only the first batch_size images; too few fails there, as in process.
         images = np.ascontiguousarray(load_images(images, fitness_config)[:fitness_config.batch_size].numpy())
         try:
-            responses = client.register_plugin(FneWorkerState(space, images, fitness_config), name=self.plugin_name)
+            plugin = FneWorkerState(space, images, fitness_config,
+                                    None if labels is None else labels[:fitness_config.batch_size].numpy().copy())
+            responses = client.register_plugin(plugin, name=self.plugin_name)
         except Exception as error:  # a worker's setup raised (e.g. --device cuda on a CPU-only worker)
             self.close()
             if isinstance(error, FneError):
@@ -305,6 +325,14 @@ class DaskEvaluator:
         self.close()
 
 
+def quiet_dask_logs() -> None:
+    """Show dask's own log records at WARNING and above, or all of them when the console logs DEBUG (-vv)."""
+    # distributed sets its logger to INFO on import and its records reach the CLI's console handler: 25
+    # lines about schedulers and nannies per run, even without -v. They are dask's business, not fne's.
+    console = logging.getLogger().getEffectiveLevel()
+    logging.getLogger("distributed").setLevel(console if console <= logging.DEBUG else logging.WARNING)
+
+
 def start_local_cluster(workers: int) -> Any:
     """A LocalCluster of `workers` single-threaded processes on 127.0.0.1, without a dashboard."""
     try:
@@ -312,6 +340,7 @@ def start_local_cluster(workers: int) -> Any:
         from distributed import LocalCluster
     except ImportError:
         raise ConfigError(DASK_MISSING) from None
+    quiet_dask_logs()
     # dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's adaptive mmap
     # threshold: every large tensor is then mmapped and unmapped, and scoring ran 2x slower (measured).
     # The scheduler's health/metrics HTTP server binds even without a dashboard: a free port, not 8787.
@@ -327,6 +356,7 @@ def connect(scheduler: str | Any, timeout_s: float = 30.0) -> Any:
         from distributed import Client
     except ImportError:
         raise ConfigError(DASK_MISSING) from None
+    quiet_dask_logs()
     try:
         return Client(scheduler, timeout=timeout_s)
     except (OSError, TimeoutError, ValueError) as error:
@@ -347,8 +377,9 @@ def make_evaluator(space_name: str, space_options: Mapping[str, Any] | None, dat
         raise ConfigError("--workers and --scheduler exclude each other: give one of them")
     space = get_space(space_name, **dict(space_options or {}))
     images = load_images(data_spec, fitness_config)
+    labels = load_labels(data_spec, fitness_config)
     if not workers and not scheduler:
-        return _in_process(space, images, fitness_config, progress)
+        return _in_process(space, images, fitness_config, progress, labels)
     cluster = start_local_cluster(workers) if workers else None
     try:
         client = connect(cluster if cluster is not None else scheduler)
@@ -356,11 +387,12 @@ def make_evaluator(space_name: str, space_options: Mapping[str, Any] | None, dat
         if cluster is not None:
             cluster.close()
         raise
-    return DaskEvaluator(client, space, images, fitness_config, max_attempts=max_attempts, cluster=cluster,
-                         owns_client=True, progress=progress)
+    return DaskEvaluator(client, space, images, fitness_config, labels=labels, max_attempts=max_attempts,
+                         cluster=cluster, owns_client=True, progress=progress)
 
 
-def _in_process(space: Any, images: torch.Tensor, fitness_config: Any, progress: bool) -> Any:
+def _in_process(space: Any, images: torch.Tensor, fitness_config: Any, progress: bool,
+                labels: torch.Tensor | None = None) -> Any:
     from fne.evolution.evaluation import InProcessEvaluator
 
-    return InProcessEvaluator(space, images, fitness_config, progress=progress)
+    return InProcessEvaluator(space, images, fitness_config, progress=progress, labels=labels)

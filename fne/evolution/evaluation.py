@@ -40,15 +40,17 @@ class InProcessEvaluator:
     chunk_size = 1  # one genotype per call, so a progress bar moves per network
 
     def __init__(self, space: SearchSpace, images: torch.Tensor, fitness_config: FitnessConfig,
-                 progress: bool = False):
+                 progress: bool = False, labels: torch.Tensor | None = None):
         self.space = space
         self.images = images
+        self.labels = labels  # for scores with a loss (ZiCo); None leaves them undefined
         self.fitness_config = fitness_config
         self.progress = progress
 
     def evaluate(self, genotypes: list[str]) -> pd.DataFrame:
         """Score rows of these genotypes, in input order."""
-        return score_genotypes(self.space, list(genotypes), self.images, self.fitness_config, progress=self.progress)
+        return score_genotypes(self.space, list(genotypes), self.images, self.fitness_config, progress=self.progress,
+                               labels=self.labels)
 
     def close(self) -> None:
         """Nothing to release."""

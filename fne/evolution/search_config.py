@@ -9,12 +9,13 @@ from typing import Any
 
 import numpy as np
 
-import fne
 from fne.errors import CheckpointError, ConfigError, DataError
 from fne.evolution import rundir
 from fne.evolution.selection import rank_combined
 from fne.evolution.tournament import TournamentConfig
+from fne.genotopheno.spaces import SPACES
 from fne.scoring.fitness import DEFAULT_HEURISTICS, FitnessConfig
+from fne.version import __version__
 
 EXTRA_OBJECTIVES = ("params", "flops")
 FINAL_PICKS = ("population", "evaluated")
@@ -26,13 +27,6 @@ def linear_rank_sum(F: np.ndarray) -> np.ndarray:
 
 
 AGGREGATES: dict[str, Callable[[np.ndarray], np.ndarray]] = {"linear": linear_rank_sum}
-# A DARTS cell (8 separable/dilated conv edges plus input preprocessing) costs about four times an NB201
-# cell per training step, so DARTS tournaments train narrower, on smaller batches, for fewer steps; both
-# settings pick a sensible cell over a pooling/`none` one on real CIFAR-10 (tests/evolution/test_tournament.py).
-TOURNAMENT_DEFAULTS = {
-    "darts": {"tournament_steps": 20, "tournament_C": 4, "tournament_batch_size": 16},
-    "nb201": {"tournament_steps": 30, "tournament_C": 8, "tournament_batch_size": 32},
-}
 
 
 @dataclass(frozen=True)
@@ -45,7 +39,7 @@ class SearchConfig:
     generations: int = 8  # after the initial population (generation 0)
     tournament_every: int = 3  # every k-th generation selects by DARTS tournaments (0: never)
     tournament_size: int = 4
-    tournament_steps: int | None = None  # None: the space's default (TOURNAMENT_DEFAULTS)
+    tournament_steps: int | None = None  # None: the space's default (SearchSpace.tournament_defaults)
     tournament_C: int | None = None
     tournament_batch_size: int | None = None
     tournament_images: int = 2000  # drawn from --data-dir (the shipped sample always gives its 1,000)
@@ -64,8 +58,8 @@ class SearchConfig:
     final_pick: str = "population"  # the final best is ranked among the final "population" or everything "evaluated"
 
     def __post_init__(self) -> None:
-        defaults = TOURNAMENT_DEFAULTS.get(self.space, TOURNAMENT_DEFAULTS["nb201"])
-        for name, value in defaults.items():
+        space = SPACES[self.space]  # ConfigError naming the known spaces
+        for name, value in space.tournament_defaults.items():
             if getattr(self, name) is None:  # resolved here, so config.json records the value used
                 object.__setattr__(self, name, value)
         object.__setattr__(self, "heuristics", tuple(self.heuristics))
@@ -97,8 +91,9 @@ class SearchConfig:
             raise ConfigError(f"aggregate={self.aggregate!r} is not one of {', '.join(AGGREGATES)}")
         if self.final_pick not in FINAL_PICKS:
             raise ConfigError(f"final_pick={self.final_pick!r} is not one of {', '.join(FINAL_PICKS)}")
-        if self.ground_truth is not None and self.space != "nb201":
-            raise ConfigError(f"--ground-truth is for --space nb201 only (got --space {self.space})")
+        if self.ground_truth is not None and not space.supports_ground_truth:
+            known = ", ".join(name for name in SPACES if SPACES[name].supports_ground_truth)
+            raise ConfigError(f"--ground-truth is for --space {known} only (got --space {self.space})")
 
     @property
     def objectives(self) -> tuple[str, ...]:
@@ -137,7 +132,7 @@ def derived_seed(seed: int, *path: int) -> int:
 
 def run_config_dict(config: SearchConfig) -> dict[str, Any]:
     """config.json content: the resolved SearchConfig plus format, version and derived settings."""
-    return {"format": rundir.RUN_FORMAT, "format_version": rundir.FORMAT_VERSION, "fne_version": fne.__version__,
+    return {"format": rundir.RUN_FORMAT, "format_version": rundir.FORMAT_VERSION, "fne_version": __version__,
             "space": config.space, "seed": config.seed, "heuristics": list(config.heuristics),
             "objectives": list(config.objectives), "search": _jsonable(asdict(config)),
             "fitness": _jsonable(asdict(config.fitness_config())),
