@@ -23,7 +23,8 @@ import torch
 from scipy import stats
 from tqdm.auto import tqdm
 
-from fne.errors import DataError, GenotypeError
+from fne.data.ground_truth import read_ground_truth
+from fne.errors import DataError
 from fne.evolution import selection
 from fne.genotopheno.spaces import SearchSpace
 from fne.scoring.fitness import FitnessConfig, score_genotypes
@@ -36,34 +37,8 @@ BASELINES = ("params", "flops")  # higher = "predicts better"
 
 def load_ground_truth(path: str | Path, arch_column: str, accuracy_column: str, space: SearchSpace
                       ) -> pd.DataFrame:
-    """Read a genotype/accuracy CSV; DataError or GenotypeError (one line, naming row and column) if bad."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"ground-truth CSV {path} does not exist; expected a CSV with columns "
-                        f"{arch_column!r} and {accuracy_column!r}")
-    try:
-        table = pd.read_csv(path)
-    except Exception as error:
-        raise DataError(f"cannot read ground-truth CSV {path}: {type(error).__name__}: {error}") from None
-    missing = [c for c in (arch_column, accuracy_column) if c not in table.columns]
-    if missing:
-        raise DataError(f"ground-truth CSV {path} has no column {missing[0]!r}; its columns are "
-                        f"{', '.join(map(str, table.columns))}")
-    table = table[[arch_column, accuracy_column]].copy()
-    accuracy = pd.to_numeric(table[accuracy_column], errors="coerce")
-    if accuracy.isna().any():
-        row = int(np.flatnonzero(accuracy.isna().to_numpy())[0])
-        raise DataError(f"ground-truth CSV {path}, row {row + 2}: {accuracy_column}="
-                        f"{table[accuracy_column].iloc[row]!r} is not a number")
-    table[accuracy_column] = accuracy
-    for row, arch in enumerate(table[arch_column]):
-        try:
-            space.parse(str(arch))
-        except GenotypeError as error:
-            raise GenotypeError(f"ground-truth CSV {path}, row {row + 2}, column {arch_column!r}: {error}") from None
-    if table.empty:
-        raise DataError(f"ground-truth CSV {path} has no rows")
-    return table.reset_index(drop=True)
+    """The genotype/accuracy table (fne.data.ground_truth.read_ground_truth), rows renumbered from 0."""
+    return read_ground_truth(path, space, arch_column, accuracy_column).reset_index(drop=True)
 
 
 def sample_rows(table: pd.DataFrame, sample: int | None, seed: int) -> pd.DataFrame:
@@ -94,22 +69,38 @@ class ScoreCache:
     """Append-only JSON-lines file of scored rows keyed by (settings key, canonical genotype).
 
     One line per architecture, flushed and fsync'd as it is written, so an interrupted run loses at most
-    the architecture in flight; a torn last line is ignored on reading.
+    the architecture in flight. Lines that are not a cache record (torn by an interruption, or damaged
+    bytes) are skipped with one warning: the architectures they held are scored again.
     """
 
     def __init__(self, path: str | Path, key: str):
         self.path = Path(path)
         self.key = key
         self.rows: dict[str, dict] = {}
+        self._ends_mid_line = False
+        if self.path.is_dir():
+            raise DataError(f"score cache {self.path} is a folder; expected a JSON-lines file (or none yet)")
         if self.path.exists():
-            with self.path.open(encoding="utf-8") as handle:
-                for line in handle:
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue  # a line torn by an interruption
-                    if record.get("key") == key and record.get("format") == CACHE_FORMAT:
-                        self.rows[record["genotype"]] = record["row"]
+            data = self.path.read_bytes()
+            self._ends_mid_line = bool(data) and not data.endswith(b"\n")
+            skipped = [number for number, line in enumerate(data.splitlines(), 1)
+                       if line.strip() and not self._read_line(line)]
+            if skipped:
+                log.warning("score cache %s: skipped %d damaged or torn line(s) (first: line %d); those "
+                            "architectures are scored again", self.path, len(skipped), skipped[0])
+
+    def _read_line(self, line: bytes) -> bool:
+        """Take one line's record if it is this cache's; False if the line is not a cache record at all."""
+        try:
+            record = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return False
+        if not (isinstance(record, dict) and isinstance(record.get("genotype"), str)
+                and isinstance(record.get("row"), dict)):
+            return False
+        if record.get("key") == self.key and record.get("format") == CACHE_FORMAT:
+            self.rows[record["genotype"]] = record["row"]
+        return True
 
     def __contains__(self, genotype: str) -> bool:
         return genotype in self.rows
@@ -121,7 +112,9 @@ class ScoreCache:
         # allow_nan: +inf scores are written as Infinity, which json.loads reads back.
         line = json.dumps({"format": CACHE_FORMAT, "key": self.key, "genotype": genotype, "row": row})
         with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+            # After a torn last line, a record appended to it would be torn too: start a new line.
+            handle.write(("\n" if self._ends_mid_line else "") + line + "\n")
+            self._ends_mid_line = False
             handle.flush()
             os.fsync(handle.fileno())
 
