@@ -102,7 +102,7 @@ def build_evolution(space: SearchSpace, config: SearchConfig, listener: Any = No
 
 
 def score_candidates(candidates: Sequence[Candidate], evaluator: Evaluator, heuristics: Sequence[str],
-                     truth: Mapping[str, float] | None, bars: ProgressBars | None = None) -> list[Individual]:
+                     truth: Mapping[str, float] | None = None, bars: ProgressBars | None = None) -> list[Individual]:
     """Score candidates with the evaluator (in chunks of its chunk_size) into Individuals."""
     genotypes = [c.genotype for c in candidates]
     size = getattr(evaluator, "chunk_size", None) or max(1, len(genotypes))

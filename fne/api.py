@@ -1,0 +1,63 @@
+"""fne's Python API, as plain as the CLI: a search in one call or driven by hand, and scoring a list of genotypes.
+
+    import fne
+    result = fne.search(space="nb201", generations=4, out="runs/nb201")     # SearchResult
+    result.best["genotype"], result.history, result.population
+
+    from fne.api import SearchConfig, default_evaluator, score_candidates
+    config = SearchConfig(space="nb201")
+    loop, evaluator = fne.search_loop(config), default_evaluator(config)           # ask/tell by hand
+    while not loop.done:
+        loop.tell(score_candidates(loop.ask(), evaluator, config.heuristics))
+
+    table = fne.score(["C+CC+kCC", "n+nn+nnn"], space="nb201")               # one row per genotype
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fne.data.cifar10 import heuristic_labelled_batch
+from fne.evolution.evaluation import Evaluator
+from fne.evolution.loop import Evolution
+from fne.evolution.search import SearchResult, build_evolution, default_evaluator, run_search, score_candidates
+from fne.evolution.search_config import AGGREGATES, SearchConfig
+from fne.genotopheno.spaces import get_space
+from fne.scoring.fitness import FitnessConfig, score_genotypes
+
+__all__ = ["SearchConfig", "default_evaluator", "score", "score_candidates", "search", "search_loop"]
+
+
+def search(config: SearchConfig | None = None, out: str | Path | None = None, *, resume: str | Path | None = None,
+           evaluator: Evaluator | None = None, progress: bool = False, **settings: Any) -> SearchResult:
+    """Run (or resume) a search in one call; `settings` are SearchConfig fields, applied over `config`."""
+    if resume is None:
+        config = replace(config, **settings) if config is not None else SearchConfig(**settings)
+        if out is None:
+            out = Path("runs") / f"{config.space}-seed{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        return run_search(config, out, evaluator=evaluator, progress=progress)
+    return run_search(config or SearchConfig(), resume=resume, evaluator=evaluator, progress=progress)
+
+
+def search_loop(config: SearchConfig) -> Evolution:
+    """The search loop of a config, to drive with ask() / tell() (no run directory is written)."""
+    return build_evolution(get_space(config.space), config)
+
+
+def score(genotypes: Sequence[str], space: str = "nb201", *, data_dir: str | Path | None = None,
+          aggregate: str = "linear", **fitness: Any) -> pd.DataFrame:
+    """Score genotypes with the training-free heuristics: one row each, plus their `rank_combined` (lower = better).
+
+    `fitness` are FitnessConfig fields (heuristics, batch_size, seed, device, C, layers, ...).
+    """
+    config = FitnessConfig(**fitness)
+    images, labels = heuristic_labelled_batch(data_dir, config.batch_size, config.seed)
+    table = score_genotypes(get_space(space), list(genotypes), images, config, labels=labels)
+    table["rank_combined"] = AGGREGATES[aggregate](table[list(config.heuristics)].to_numpy(dtype=float))
+    return table
