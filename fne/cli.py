@@ -1,7 +1,8 @@
 """The `fne` command line: one click group whose commands live in `fne/commands/<name>.py`.
 
 Commands are imported only when invoked, so `fne --help` stays fast and a broken optional
-dependency of one command cannot break the others. Errors of the FneError family print one line.
+dependency of one command cannot break the others. `run_command` is the one error boundary: bad input
+(fne's FneError family, a file system refusal, a bad option) prints one line `error: ...` and exits 2.
 """
 
 from __future__ import annotations
@@ -47,25 +48,37 @@ def cli(verbose: int) -> None:
 
 
 def run_command(command: click.Command, args: list[str] | None = None, prog_name: str | None = None) -> int:
-    """Run a click command, turning fne's own errors into one line on stderr and exit code 2."""
+    """Run a click command, turning bad input (FneError, OSError, click's errors) into one line and exit code 2."""
     try:
         command.main(args=args, prog_name=prog_name, standalone_mode=False)
     except FneError as error:
-        click.echo(f"error: {error}", err=True)
-        return 2
+        return _fail(str(error))
+    except OSError as error:
+        # Files that vanish, fill the disk or refuse writing after the commands' own checks passed.
+        return _fail(describe_os_error(error))
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
-    except click.UsageError as error:
-        # Bad option values are bad input too: one line, no usage block.
-        click.echo(f"error: {error.format_message()}", err=True)
-        return error.exit_code
     except click.ClickException as error:
-        error.show()
-        return error.exit_code
+        # Bad option values are bad input too: one line, no usage block.
+        return _fail(error.format_message())
     except click.exceptions.Exit as exit_:
         return exit_.exit_code
     return 0
+
+
+def describe_os_error(error: OSError) -> str:
+    """One line naming the path(s) of an OSError and what the system said, e.g. `cannot use /proc/x: ...`."""
+    reason = error.strerror or str(error) or type(error).__name__
+    paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
+    return f"cannot use {' -> '.join(paths)}: {reason}" if paths else reason
+
+
+def _fail(message: str) -> int:
+    """Print `error: message` as exactly one line (a multi-line message is joined with '; ') and return 2."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    click.echo(f"error: {'; '.join(lines) or 'failed'}", err=True)
+    return 2
 
 
 def main() -> None:

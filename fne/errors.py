@@ -19,3 +19,7 @@ class CheckpointError(FneError):
 
 class ConfigError(FneError, ValueError):
     """A configuration value is out of range or inconsistent."""
+
+
+class OutputError(FneError):
+    """An output file or folder cannot be written, or writing it would replace results without --force."""

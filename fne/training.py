@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from fne.atomic import atomic_write, output_file
 from fne.data.cifar10 import CifarArrays, load_cifar10, normalize, subset, to_tensor, train_val_split
 from fne.device import resolve_device
 from fne.errors import CheckpointError, ConfigError
@@ -263,10 +264,7 @@ def _read_checkpoint(path: Path, model_file: ModelFile, config: TrainConfig) -> 
 
 def _write_log(rows: list[dict[str, float]], path: Path) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(LOG_COLUMNS))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(path)
+    atomic_write(path, lambda stream: stream.write(frame.to_csv(index=False).encode("utf-8")))
     return frame
 
 
@@ -280,6 +278,10 @@ def train_model(model_path: str | Path, data_dir: str | Path | None, config: Tra
     checkpoint_path = Path(checkpoint_path) if checkpoint_path else default_checkpoint
     log_path = Path(log_path) if log_path else default_log
     model_file = read_model_file(model_path)
+    # Checked before an epoch is spent: a bad path would otherwise fail at the end of the first one.
+    outputs = {"trained model file": output, "training log": log_path, "training checkpoint": checkpoint_path}
+    for what, path in outputs.items():
+        output_file(path, what, overwrite=True)
     device = resolve_device(config.device)
     use_amp = config.amp and device.type == "cuda"
 
