@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from fne.atomic import output_file, output_folder
 from fne.device import DEVICE_CHOICES
 
 DEFAULT_GROUND_TRUTH = Path("../shared/data/nb201/nb201_cifar10.csv")
@@ -59,6 +60,9 @@ def plot_scores(ground_truth: Path, arch_column: str, accuracy_column: str, spac
     from fne.scoring.fitness import FitnessConfig
     from fne.study.score_study import load_ground_truth, sample_rows, summarise_errors, validate
 
+    output_folder(out, "--out")
+    if cache_path is not None:
+        output_file(cache_path, "--cache", overwrite=True)  # an existing cache is appended to, not replaced
     if threads is not None:
         torch.set_num_threads(threads)
     space = get_space(space_name)
