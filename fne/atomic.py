@@ -48,7 +48,7 @@ def output_file(path: str | Path, option: str, *, overwrite: bool = False) -> Pa
     """`path` checked as an output file: not a folder, not an existing file unless `overwrite`, creatable."""
     path = Path(path)
     if path.is_dir():
-        raise OutputError(f"{option} {path} is a folder; expected a file name (e.g. {path / 'model.pt'})")
+        raise OutputError(f"{option} {path} is a folder; expected the path of a file (a new name, or a file in it)")
     if path.exists() and not overwrite:
         raise OutputError(f"{option} {path} already exists; pass --force to replace it, or choose a new name")
     _check_creatable(path.parent, option, path)
