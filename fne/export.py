@@ -30,18 +30,13 @@ from torch import nn
 
 from fne.atomic import atomic_write
 from fne.errors import CheckpointError, ConfigError, FneError, GenotypeError
-from fne.genotopheno.genotype import PUBLISHED, format_genotype, parse, published
-from fne.genotopheno.network import build_network
-from fne.genotopheno.spaces import get_space
+from fne.genotopheno.spaces import SPACES, get_space
+from fne.version import __version__
 
 log = logging.getLogger(__name__)
 
 FORMAT = "fne-model"
 FORMAT_VERSION = 1
-
-# Evaluation-network defaults per space: DARTS's CIFAR-10 recipe and NB201's TinyNetwork.
-DEFAULT_SIZES: dict[str, tuple[int | None, int | None]] = {"darts": (36, 20), "nb201": (16, 5)}
-SUPPORTS_AUXILIARY = frozenset({"darts"})
 
 
 @dataclass(frozen=True)
@@ -57,9 +52,8 @@ class BuilderConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.space not in DEFAULT_SIZES:
-            raise ConfigError(f"space {self.space!r} cannot be exported; known: {', '.join(DEFAULT_SIZES)}")
-        if self.auxiliary and self.space not in SUPPORTS_AUXILIARY:
+        hooks = SPACES[self.space]  # ConfigError naming the known spaces
+        if self.auxiliary and not hooks.auxiliary_head:
             raise ConfigError(f"the {self.space} network has no auxiliary head; drop --auxiliary")
         if not 0.0 <= self.drop_path_prob < 1.0:
             raise ConfigError(f"drop_path_prob={self.drop_path_prob} must be in [0, 1)")
@@ -82,30 +76,28 @@ class ModelFile:
 
 
 def _fne_version() -> str:
-    from fne import __version__
-
     return __version__
 
 
 def canonical_genotype(text: str, space: str | None = None) -> tuple[str, str]:
     """(space, canonical genotype string) of a genotype string or published name; space None guesses it."""
     text = text.strip()
-    if text in PUBLISHED:
-        if space not in (None, "darts"):
-            raise ConfigError(f"{text} is a DARTS cell; it cannot be exported to the {space} space")
-        return "darts", format_genotype(published(text))
-    if space == "darts":
-        return "darts", format_genotype(parse(text))
+    named = {cell: (name, genotype) for name in SPACES for cell, genotype in get_space(name).named_genotypes().items()}
+    if text in named:
+        owner, genotype = named[text]
+        if space not in (None, owner):
+            raise ConfigError(f"{text} is a {SPACES[owner].title or owner} cell; it cannot be exported to the "
+                              f"{space} space")
+        return owner, genotype
     if space is not None:
-        searched = get_space(space)
-        return space, searched.canonical(text)
+        return space, get_space(space).evaluation_canonical(text)
     errors = []
-    for name in DEFAULT_SIZES:
+    for name in SPACES:
         try:
             return canonical_genotype(text, name)
         except GenotypeError as error:
             errors.append(f"{name}: {error}")
-    raise GenotypeError(f"{text!r} is neither a published cell ({', '.join(PUBLISHED)}) nor a genotype of any "
+    raise GenotypeError(f"{text!r} is neither a published cell ({', '.join(named)}) nor a genotype of any "
                         f"space ({'; '.join(errors)})")
 
 
@@ -116,37 +108,26 @@ def default_builder(space: str, C: int | None = None, layers: int | None = None,
 
     as_searched=True keeps a DARTS genotype's own stage widths and cell counts instead of C and layers.
     """
-    if space not in DEFAULT_SIZES:
-        raise ConfigError(f"space {space!r} cannot be exported; known: {', '.join(DEFAULT_SIZES)}")
-    default_C, default_layers = DEFAULT_SIZES[space]
-    if as_searched:
-        if C is not None or layers is not None:
-            raise ConfigError("as_searched keeps the genotype's own widths and cell counts; drop C and layers")
-        if space == "darts":
-            default_C = default_layers = None
-    darts = space in SUPPORTS_AUXILIARY
+    hooks = SPACES[space]  # the space's evaluation-network defaults
+    if as_searched and (C is not None or layers is not None):
+        raise ConfigError("as_searched keeps the genotype's own widths and cell counts; drop C and layers")
+    default_C, default_layers = hooks.searched_size if as_searched else hooks.evaluation_size
     return BuilderConfig(
         space=space,
         C=default_C if C is None else C,
         layers=default_layers if layers is None else layers,
         num_classes=num_classes,
-        auxiliary=darts if auxiliary is None else auxiliary,
-        drop_path_prob=(0.2 if darts else 0.0) if drop_path_prob is None else drop_path_prob,
+        auxiliary=hooks.auxiliary_head if auxiliary is None else auxiliary,
+        drop_path_prob=hooks.drop_path_prob if drop_path_prob is None else drop_path_prob,
         seed=seed,
     )
 
 
 def build_model(genotype: str, builder: BuilderConfig) -> nn.Module:
     """The evaluation network of a genotype string under a builder config (seeded initial weights)."""
-    if builder.space == "darts":
-        # Any DARTS-grammar shape is accepted here; the search space's shape only matters during a search.
-        model = build_network(parse(genotype), builder.C, builder.layers, builder.num_classes,
-                              auxiliary=builder.auxiliary, seed=builder.seed)
-    else:
-        model = get_space(builder.space).build(genotype, C=builder.C, layers=builder.layers,
-                                               num_classes=builder.num_classes, seed=builder.seed)
-    model.set_drop_path(builder.drop_path_prob)
-    return model
+    return get_space(builder.space).evaluation_network(
+        genotype, C=builder.C, layers=builder.layers, num_classes=builder.num_classes, auxiliary=builder.auxiliary,
+        drop_path_prob=builder.drop_path_prob, seed=builder.seed)
 
 
 def model_payload(model_file: ModelFile) -> dict[str, Any]:

@@ -11,50 +11,22 @@ import json
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from fne.errors import CheckpointError, FneError
-from fne.export import (
-    OBJECTIVES,
-    best_of_run,
-    read_run_config,
-    read_run_table,
-    run_objectives,
-    run_space,
-    without_errors,
-)
+from fne.errors import FneError
+from fne.export import OBJECTIVES
+from fne.figures.run_report import FIGURES, draw_best_cells
+from fne.figures.run_tables import RunTables, SkipFigure, best_individual, load_run, valid_rows
+from fne.genotopheno.spaces import get_space
+from fne.version import __version__
 
 log = logging.getLogger(__name__)
 
 FRONT_ROWS_SHOWN = 25
-
-
-class SkipFigure(Exception):
-    """A figure cannot be drawn for this run (its optional input is missing); the reason goes on the page."""
-
-
-@dataclass(frozen=True)
-class RunTables:
-    """The tables of one run directory, read once."""
-
-    run_dir: Path
-    config: dict[str, Any]
-    space: str
-    objectives: tuple[str, ...]  # everything Pareto selection minimised
-    ranked: tuple[str, ...]  # the heuristics the rank-combined score sums
-    history: pd.DataFrame
-    optional: dict[str, pd.DataFrame] = field(default_factory=dict)  # pareto_front, timings, tournaments, ...
-
-    def table(self, name: str) -> pd.DataFrame:
-        """An optional table by file stem; SkipFigure naming the missing file."""
-        if name not in self.optional:
-            raise SkipFigure(f"no {name}.csv in this run yet")
-        return self.optional[name]
 
 
 @dataclass(frozen=True)
@@ -64,46 +36,6 @@ class FigureEntry:
     title: str
     files: tuple[str, ...]
     text: str
-
-
-def load_run(run_dir: str | Path) -> RunTables:
-    """Read a run directory's config and tables; CheckpointError if it is not a run or has no history."""
-    run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
-    history_path = run_dir / "history.csv"
-    if not history_path.is_file():
-        raise CheckpointError(f"{run_dir} has no history.csv yet (no generation has been evaluated)")
-    history = read_run_table(history_path)
-    missing = [c for c in ("generation", "id", "genotype") if c not in history.columns]
-    if missing or history.empty:
-        raise CheckpointError(f"{history_path} is empty or lacks columns {missing}; expected fne's history table")
-    optional = {}
-    for name in ("pareto_front", "population", "populations", "final_population", "timings", "tournaments"):
-        path = run_dir / f"{name}.csv"
-        if path.is_file() and path.stat().st_size > 0:
-            table = read_run_table(path)
-            if not table.empty:
-                optional[name] = table
-    return RunTables(run_dir, config, run_space(config), run_objectives(config, history.columns),
-                     run_objectives(config, history.columns, ranked=True), history, optional)
-
-
-def valid_rows(history: pd.DataFrame, objectives: tuple[str, ...]) -> pd.DataFrame:
-    """Rows whose evaluation succeeded: every objective finite and no error text."""
-    history = without_errors(history)
-    return history[np.isfinite(history[list(objectives)].to_numpy(dtype=float)).all(axis=1)]
-
-
-def best_individual(tables: RunTables) -> pd.Series:
-    """The cell `fne export RUN_DIR` picks: best rank-combined score on the final Pareto front."""
-    if "pareto_front" in tables.optional or "final_population" in tables.optional:
-        return best_of_run(tables.run_dir, tables.config)
-    from fne.evolution.selection import best_by_rank, pareto_fronts
-
-    # no front file (a hand-copied history): the front of everything evaluated
-    evaluated = valid_rows(tables.history, tables.objectives)
-    front = evaluated.iloc[pareto_fronts(evaluated[list(tables.objectives)].to_numpy(float))[0]]
-    return front.reset_index(drop=True).iloc[best_by_rank(front.reset_index(drop=True), tables.ranked)]
 
 
 # ---------------------------------------------------------------- the page
@@ -154,10 +86,8 @@ def _best_section(tables: RunTables, best: pd.Series, cell_files: list[str]) -> 
     lines = ["## Best cell", "",
              "The best rank-combined score on the final Pareto front (what `fne export RUN_DIR` picks by default).",
              "", f"Genotype: `{best['genotype']}`", ""]
-    if tables.space == "nb201":
-        from fne.genotopheno.nb201 import to_arch_str
-
-        lines[-1:-1] = ["", f"NAS-Bench-201 arch string: `{to_arch_str(str(best['genotype']))}`"]
+    for label, text in get_space(tables.space).alternative_forms(str(best["genotype"])).items():
+        lines[-1:-1] = ["", f"{label}: `{text}`"]
     lines += [markdown_table(best[_score_columns(best.to_frame().T, tables.objectives)].to_frame().T), ""]
     lines += [f"![{Path(f).stem.replace('_', ' ')}]({f})" for f in cell_files] + [""]
     return lines
@@ -165,9 +95,6 @@ def _best_section(tables: RunTables, best: pd.Series, cell_files: list[str]) -> 
 
 def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
     """Write the report (README.md + PNG figures) of a run into output (default RUN_DIR/report)."""
-    from fne import __version__
-    from fne.figures.run_report import FIGURES, draw_best_cells
-
     tables = load_run(run_dir)
     output = Path(output) if output is not None else tables.run_dir / "report"
     output.mkdir(parents=True, exist_ok=True)
@@ -218,5 +145,6 @@ def _draw(title: str, filename: str, caption: str, draw: Callable[[RunTables, Pa
     return FigureEntry(title, (filename,), caption)
 
 
+# RunTables and its helpers live in fne/figures/run_tables.py (the figures read them too); named here for users.
 __all__ = ["OBJECTIVES", "RunTables", "SkipFigure", "best_individual", "build_report", "load_run", "markdown_table",
            "valid_rows"]

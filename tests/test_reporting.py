@@ -16,8 +16,10 @@ from fne.cli import cli
 from fne.errors import CheckpointError
 from fne.evolution.search import SearchConfig, run_search
 from fne.export import genotype_from_run
-from fne.figures.cells import darts_cell_graph, graph_dot, nb201_cell_graph
+from fne.figures.cells import graph_dot
+from fne.genotopheno.darts_space import darts_cell_graph
 from fne.genotopheno.genotype import published
+from fne.genotopheno.nb201 import nb201_cell_graph
 from fne.genotopheno.spaces import get_space
 from fne.reporting import build_report, load_run, markdown_table
 

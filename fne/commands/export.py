@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from fne.errors import ConfigError
+from fne.genotopheno.spaces import SPACES
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 @click.option("--genotype", "genotype_text", default=None,
               help="Export this genotype string, or a published cell (DARTS_V1, DARTS_V2, PDARTS, PC_DARTS), "
                    "instead of a run's.")
-@click.option("--space", type=click.Choice(["darts", "nb201"]), default=None,
+@click.option("--space", type=click.Choice(SPACES.names()), default=None,
               help="Space of --genotype (guessed from the string when left out).")
 @click.option("--layers", type=int, default=None,
               help="Cells in the network (DARTS, default 20) or cells per stage N (NB201, default 5).")

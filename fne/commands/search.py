@@ -11,6 +11,7 @@ import click
 from click.core import ParameterSource
 
 from fne.errors import ConfigError
+from fne.genotopheno.spaces import SPACES
 
 # CLI parameter -> SearchConfig field, for the options that define a run (and must match on --resume).
 CONFIG_OPTIONS = {
@@ -27,7 +28,7 @@ def _default_out(space: str, seed: int) -> Path:
 
 
 @click.command()
-@click.option("--space", type=click.Choice(["darts", "nb201"]), default="darts", show_default=True,
+@click.option("--space", type=click.Choice(SPACES.names()), default="darts", show_default=True,
               help="Search space: the DARTS cell space with per-stage widths, or NAS-Bench-201's 15,625 cells.")
 @click.option("--population", type=click.IntRange(min=2), default=16, show_default=True,
               help="mu: individuals that survive each generation.")

@@ -1,9 +1,9 @@
 """Drawings of cells as DAGs: matplotlib always, graphviz `dot` when it is installed.
 
-A DARTS cell is drawn as DARTS's `visualize.py` draws it: inputs c_{k-2} and c_{k-1} on the left,
-intermediate nodes 0..B-1, each fed by two labelled op edges, and their concatenation c_{k} on the
-right. An NB201 cell is its four nodes in a row with the six op edges between them; `none` edges are
-dashed, since they cut the connection.
+The graphs come from the search spaces (`SearchSpace.cell_graphs`). A DARTS cell is drawn as DARTS's
+`visualize.py` draws it: inputs c_{k-2} and c_{k-1} on the left, intermediate nodes 0..B-1, each fed by
+two labelled op edges, and their concatenation c_{k} on the right. An NB201 cell is its four nodes in a
+row with the six op edges between them; `none` edges are dashed, since they cut the connection.
 """
 
 from __future__ import annotations
@@ -14,30 +14,11 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from fne.genotopheno.genotype import Cell
-from fne.genotopheno.nb201_network import NB201_EDGES  # (target, source), the arch-string order
+from fne.genotopheno.search_space import GraphEdge as Edge
 
 log = logging.getLogger(__name__)
 
-Edge = tuple[str, str, str]  # (source node, target node, op label; "" for an unlabelled concat edge)
 INPUT_COLOUR, NODE_COLOUR, OUTPUT_COLOUR = "#9ecae1", "#fdd0a2", "#c7e9c0"
-
-
-def darts_cell_graph(cell: Cell) -> tuple[list[str], list[Edge]]:
-    """Nodes in drawing order and labelled edges of a DARTS cell."""
-    names = ["c_{k-2}", "c_{k-1}"] + [str(i) for i in range(len(cell.nodes))]
-    edges: list[Edge] = []
-    for i, node in enumerate(cell.nodes):
-        for edge in node:
-            edges.append((names[edge.input], str(i), edge.op))
-    edges += [(str(i), "c_{k}", "") for i in range(len(cell.nodes))]
-    return names + ["c_{k}"], edges
-
-
-def nb201_cell_graph(ops: Sequence[str]) -> tuple[list[str], list[Edge]]:
-    """Nodes in drawing order and labelled edges of an NB201 cell (ops in the arch-string edge order)."""
-    edges = [(str(source), str(target), op) for op, (target, source) in zip(ops, NB201_EDGES, strict=True)]
-    return [str(i) for i in range(4)], edges
 
 
 def _node_colour(name: str, output_nodes: Sequence[str]) -> str:
@@ -118,15 +99,3 @@ def render(nodes: Sequence[str], edges: Sequence[Edge], title: str, path: str | 
         except (subprocess.SubprocessError, OSError) as error:
             log.warning("graphviz failed (%s); drawing %s with matplotlib", error, path)
     return draw_graph(nodes, edges, title, path, output_nodes)
-
-
-def draw_darts_cell(cell: Cell, title: str, path: str | Path, use_graphviz: bool | None = None) -> Path:
-    """PNG drawing of one DARTS cell (normal or reduction)."""
-    nodes, edges = darts_cell_graph(cell)
-    return render(nodes, edges, title, path, ("c_{k}",), use_graphviz)
-
-
-def draw_nb201_cell(ops: Sequence[str], title: str, path: str | Path, use_graphviz: bool | None = None) -> Path:
-    """PNG drawing of an NB201 cell from its six op names."""
-    nodes, edges = nb201_cell_graph(ops)
-    return render(nodes, edges, title, path, ("3",), use_graphviz)

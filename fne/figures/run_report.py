@@ -14,8 +14,10 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import AutoLocator, MaxNLocator  # noqa: E402
 
-from fne.figures.cells import draw_darts_cell, draw_nb201_cell  # noqa: E402
-from fne.reporting import RunTables, SkipFigure, valid_rows  # noqa: E402
+from fne.evolution.selection import pareto_fronts  # noqa: E402
+from fne.figures.cells import render  # noqa: E402
+from fne.figures.run_tables import RunTables, SkipFigure, valid_rows  # noqa: E402
+from fne.genotopheno.spaces import get_space  # noqa: E402
 
 PALETTE = "viridis"
 
@@ -56,8 +58,6 @@ def fronts_per_generation(tables: RunTables) -> pd.DataFrame:
     if populations is not None and {"population_generation", "front"} <= set(populations.columns):
         front = valid_rows(populations[populations["front"] == 0], tables.objectives)
         return front.assign(front_of=front["population_generation"].astype(int))
-    from fne.evolution.selection import pareto_fronts
-
     evaluated = valid_rows(tables.history, tables.objectives)
     parts = []
     for generation in sorted(evaluated["generation"].unique()):
@@ -241,20 +241,12 @@ def true_accuracy(tables: RunTables, path: Path) -> None:
 
 
 def draw_best_cells(space: str, genotype: str, output: Path) -> list[str]:
-    """Drawings of the best cell(s): DARTS normal and reduction cells, or the NB201 cell; file names."""
-    if space == "darts":
-        from fne.genotopheno.genotype import parse
-
-        parsed = parse(genotype)
-        draw_darts_cell(parsed.normal, "best normal cell", output / "best_normal_cell.png")
-        draw_darts_cell(parsed.reduce, "best reduction cell", output / "best_reduction_cell.png")
-        return ["best_normal_cell.png", "best_reduction_cell.png"]
-    if space == "nb201":
-        from fne.genotopheno.nb201 import parse_nb201
-
-        draw_nb201_cell(parse_nb201(genotype).ops, f"best NB201 cell {genotype}", output / "best_cell.png")
-        return ["best_cell.png"]
-    return []
+    """Drawings of the best genotype's cells (its space's `cell_graphs`: DARTS normal and reduction); file names."""
+    files = []
+    for graph in get_space(space).cell_graphs(genotype):
+        files.append(f"best_{graph.stem}.png")
+        render(graph.nodes, graph.edges, f"best {graph.title}", output / files[-1], graph.outputs)
+    return files
 
 
 # (title, file, caption, function): the page shows them in this order.
