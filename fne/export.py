@@ -15,21 +15,20 @@ become NB201's TinyNetwork (C=16, N=5 by default).
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
-import zipfile
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
 from fne.atomic import atomic_write
 from fne.errors import CheckpointError, ConfigError, FneError, GenotypeError
+from fne.evolution import rundir
 from fne.genotopheno.spaces import SPACES, get_space
 from fne.version import __version__
 
@@ -165,17 +164,21 @@ def save_model(path: str | Path, genotype: str, builder: BuilderConfig, model: n
 def torch_load_safely(path: str | Path, what: str) -> Any:
     """torch.load(weights_only=True) turning every way a file can be bad into one CheckpointError."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{what} {path} is a folder; expected a file written by fne")
     if not path.is_file():
         raise CheckpointError(f"{what} {path} does not exist")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else "unpickling failed"
-        raise CheckpointError(f"{what} {path} is not a safe fne file (it holds pickled objects or is corrupt: "
-                              f"{first[:160]})") from None
-    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError, KeyError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{what} {path} is truncated or not a torch file ({first[:160]})") from None
+        # torch's text is a paragraph of advice about weights_only; only the refused class is worth naming.
+        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+        detail = f"it pickles {refused.group(1)}" if refused else "it holds pickled objects or is corrupt"
+        raise CheckpointError(f"{what} {path} is not a safe fne file ({detail}); expected a file written by "
+                              "fne, which holds plain values and tensors only") from None
+    except Exception as error:  # torch.load of random bytes raises IndexError, KeyError, EOFError... anything
+        raise CheckpointError(f"{what} {path} is truncated or not a torch file ({type(error).__name__} while "
+                              "reading it); expected a file written by fne") from None
 
 
 def read_model_file(path: str | Path) -> ModelFile:
@@ -235,109 +238,15 @@ def export_program(model: nn.Module, example: torch.Tensor | None = None, dynami
 
 
 # ---------------------------------------------------------------- picking a cell out of a run directory
-OBJECTIVES = ("ntk", "linear_regions", "grad_corr")
-
-
-def read_run_config(run_dir: str | Path) -> dict[str, Any]:
-    """config.json of a search run directory; CheckpointError if the folder is not one."""
-    from fne.evolution.rundir import FORMAT_VERSION as RUN_FORMAT_VERSION
-    from fne.evolution.rundir import RUN_FORMAT
-
-    run_dir = Path(run_dir)
-    path = run_dir / "config.json"
-    if not run_dir.is_dir() or not path.is_file():
-        raise CheckpointError(f"{run_dir} is not an fne run directory (no config.json; make one with `fne search`)")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise CheckpointError(f"{path} is not readable JSON ({error})") from None
-    if not isinstance(config, dict) or config.get("format", RUN_FORMAT) != RUN_FORMAT:
-        raise CheckpointError(f"{path} is not an fne run config (expected \"format\": \"{RUN_FORMAT}\")")
-    if config.get("format_version", RUN_FORMAT_VERSION) != RUN_FORMAT_VERSION:
-        raise CheckpointError(f"{path} has run format version {config.get('format_version')!r}; this fne reads "
-                              f"version {RUN_FORMAT_VERSION}")
-    return config
-
-
-def run_space(config: dict[str, Any]) -> str:
-    """The search space named by a run's config.json."""
-    return str(config.get("space", "darts"))
-
-
-def run_objectives(config: dict[str, Any], columns, ranked: bool = False) -> tuple[str, ...]:
-    """A run's minimised columns: all Pareto objectives, or (ranked=True) the heuristics the rank sum uses."""
-    heuristics = config.get("heuristics") or OBJECTIVES
-    named = heuristics if ranked else (config.get("objectives") or heuristics)
-    present = tuple(name for name in named if name in columns)
-    if not present:
-        raise CheckpointError(f"run tables have none of the objective columns {list(named)}")
-    return present
-
-
-def read_run_table(path: Path) -> pd.DataFrame:
-    """A CSV table of a run directory (empty error text stays empty); CheckpointError if unreadable."""
-    try:
-        return pd.read_csv(path, keep_default_na=False, na_values=[""])
-    except (OSError, ValueError) as error:
-        raise CheckpointError(f"{path} is not a readable CSV table ({error})") from None
-
-
-def without_errors(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows whose evaluation reported no error."""
-    if "error" not in table.columns:
-        return table
-    errors = table["error"]
-    return table[(errors.isna() | (errors.astype(str).str.strip() == "")).to_numpy()]
-
-
-def best_of_run(run_dir: str | Path, config: dict[str, Any] | None = None) -> pd.Series:
-    """The row of a run's best cell: the smallest rank-combined score on the final Pareto front.
-
-    A finished run flags it in final_population.csv (the search's own pick, also in best.json); while a
-    run is going, the current pareto_front.csv row with the smallest rank_combined (ranks over the
-    population, as the search computes them; recomputed over the front if the column is absent).
-    """
-    from fne.evolution.selection import best_by_rank
-
-    run_dir = Path(run_dir)
-    config = read_run_config(run_dir) if config is None else config
-    final_path = run_dir / "final_population.csv"
-    if final_path.is_file():
-        final = read_run_table(final_path)
-        if "best" in final.columns and final["best"].astype(str).str.lower().eq("true").any():
-            return final[final["best"].astype(str).str.lower().eq("true")].iloc[0]
-    front_path = run_dir / "pareto_front.csv"
-    if not front_path.is_file():
-        raise CheckpointError(f"{run_dir} has no pareto_front.csv yet (no generation has finished)")
-    table = read_run_table(front_path)
-    table = (without_errors(table) if len(without_errors(table)) else table).reset_index(drop=True)
-    if table.empty:
-        raise CheckpointError(f"{front_path} is empty")
-    if "rank_combined" in table.columns and table["rank_combined"].notna().all():
-        return table.iloc[int(np.argmin(table["rank_combined"].to_numpy(dtype=float)))]
-    return table.iloc[best_by_rank(table, run_objectives(config, table.columns, ranked=True))]
-
-
 def genotype_from_run(run_dir: str | Path, pick: str = "best") -> tuple[str, str, dict[str, Any]]:
-    """(space, genotype, source record) of an individual: `best` of the final Pareto front, or an id."""
+    """(space, genotype, source record) of an individual: the run's best (rundir.best_of_run), or an id."""
     run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
-    space = run_space(config)
-    if pick == "best":
-        row = best_of_run(run_dir, config)
-    else:
-        history_path = run_dir / "history.csv"
-        if not history_path.is_file():
-            raise CheckpointError(f"{run_dir} has no history.csv")
-        table = read_run_table(history_path)
-        matches = table[table["id"].astype(str) == str(pick).strip()]
-        if matches.empty:
-            raise CheckpointError(f"no individual with id {pick!r} in {history_path} (ids run "
-                                  f"{table['id'].min()}..{table['id'].max()})")
-        row = matches.iloc[-1]
+    config = rundir.read_config(run_dir)
+    space = rundir.run_space(config)
+    row = rundir.best_of_run(run_dir, config) if pick == "best" else rundir.individual_of_run(run_dir, pick)
     record: dict[str, Any] = {"run_dir": str(run_dir.resolve()), "pick": pick, "id": int(row["id"]),
                               "generation": int(row["generation"])}
-    for name in (*run_objectives(config, row.index), "params", "flops", "rank_combined", "true_accuracy"):
+    for name in (*rundir.run_objectives(config, row.index), "params", "flops", "rank_combined", "true_accuracy"):
         if name in row and pd.notna(row[name]):
             record[name] = float(row[name])
     return space, str(row["genotype"]), record

@@ -18,7 +18,6 @@ from typing import Any
 import pandas as pd
 
 from fne.errors import FneError
-from fne.export import OBJECTIVES
 from fne.figures.run_report import FIGURES, draw_best_cells
 from fne.figures.run_tables import RunTables, SkipFigure, best_individual, load_run, valid_rows
 from fne.genotopheno.spaces import get_space
@@ -146,5 +145,5 @@ def _draw(title: str, filename: str, caption: str, draw: Callable[[RunTables, Pa
 
 
 # RunTables and its helpers live in fne/figures/run_tables.py (the figures read them too); named here for users.
-__all__ = ["OBJECTIVES", "RunTables", "SkipFigure", "best_individual", "build_report", "load_run", "markdown_table",
+__all__ = ["RunTables", "SkipFigure", "best_individual", "build_report", "load_run", "markdown_table",
            "valid_rows"]

@@ -21,15 +21,18 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from fne.atomic import atomic_write
 from fne.errors import CheckpointError, ConfigError
+from fne.evolution.selection import rank_combined
 
 RUN_FORMAT = "fne-run"
 CHECKPOINT_FORMAT = "fne-checkpoint"
 FORMAT_VERSION = 1  # of config.json and the tables
 CHECKPOINT_VERSION = 2  # 2: population by history ids, table lengths and the history digest
+LEGACY_HEURISTICS = ("ntk", "linear_regions", "grad_corr")  # of run configs that do not name theirs
 # Written floats must read back bit for bit: pandas >= 3 parses exactly by default (and deprecates the option).
 _EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
 CHECKPOINT_KEYS = ("format", "format_version", "config_sha256", "seed", "space", "generation", "next_id",
@@ -98,9 +101,10 @@ def read_config(run_dir: Path) -> dict[str, Any]:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise CheckpointError(f"{path} is corrupt: not readable JSON ({error})") from None
-    if not isinstance(config, dict) or config.get("format") != RUN_FORMAT:
+    # A hand-written config may leave the format out; a wrong one is refused.
+    if not isinstance(config, dict) or config.get("format", RUN_FORMAT) != RUN_FORMAT:
         raise CheckpointError(f"{path} is not an fne run config (expected \"format\": \"{RUN_FORMAT}\")")
-    if config.get("format_version") != FORMAT_VERSION:
+    if config.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
         raise CheckpointError(f"{path} has format version {config.get('format_version')!r}; this fne reads "
                               f"version {FORMAT_VERSION}")
     return config
@@ -158,7 +162,7 @@ def run_space(config: dict[str, Any]) -> str:
 
 def run_objectives(config: dict[str, Any], columns: Any, ranked: bool = False) -> tuple[str, ...]:
     """A run's minimised columns: all Pareto objectives, or (ranked=True) the scores its aggregate ranks."""
-    heuristics = config.get("heuristics") or config.get("search", {}).get("heuristics") or ()
+    heuristics = config.get("heuristics") or config.get("search", {}).get("heuristics") or LEGACY_HEURISTICS
     named = heuristics if ranked else (config.get("objectives") or heuristics)
     present = tuple(name for name in named if name in columns)
     if not present:
@@ -199,14 +203,18 @@ def best_of_run(run_dir: str | Path, config: dict[str, Any] | None = None) -> pd
     best = read_best(run_dir)
     if best is not None:
         return pd.Series(best)
-    path = run_dir / "population.csv"
-    if not path.is_file():
+    paths = [run_dir / name for name in ("population.csv", "pareto_front.csv") if (run_dir / name).is_file()]
+    if not paths:
         raise CheckpointError(f"{run_dir} has no population.csv yet (no generation has finished)")
-    table = read_table(path)
+    table = read_table(paths[0])
     table = (without_errors(table) if len(without_errors(table)) else table).reset_index(drop=True)
-    if table.empty or "rank_combined" not in table.columns:
-        raise CheckpointError(f"{path} is empty or has no rank_combined column")
-    return table.iloc[int(table["rank_combined"].astype(float).to_numpy().argmin())]
+    if table.empty:
+        raise CheckpointError(f"{paths[0]} is empty")
+    if "rank_combined" in table.columns and table["rank_combined"].notna().all():
+        scores = table["rank_combined"].to_numpy(dtype=float)
+    else:  # a hand-made table: the linear rank sum of the ranked scores over it
+        scores = rank_combined(table, run_objectives(config, table.columns, ranked=True))
+    return table.iloc[int(np.argmin(scores))]
 
 
 def individual_of_run(run_dir: str | Path, individual_id: str) -> pd.Series:

@@ -14,8 +14,7 @@ import numpy as np
 import pandas as pd
 
 from fne.errors import CheckpointError
-from fne.evolution.selection import best_by_rank, pareto_fronts
-from fne.export import best_of_run, read_run_config, read_run_table, run_objectives, run_space, without_errors
+from fne.evolution.rundir import best_of_run, read_config, read_table, run_objectives, run_space, without_errors
 
 OPTIONAL_TABLES = ("pareto_front", "population", "populations", "final_population", "timings", "tournaments")
 
@@ -46,11 +45,11 @@ class RunTables:
 def load_run(run_dir: str | Path) -> RunTables:
     """Read a run directory's config and tables; CheckpointError if it is not a run or has no history."""
     run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
+    config = read_config(run_dir)
     history_path = run_dir / "history.csv"
     if not history_path.is_file():
         raise CheckpointError(f"{run_dir} has no history.csv yet (no generation has been evaluated)")
-    history = read_run_table(history_path)
+    history = read_table(history_path)
     missing = [c for c in ("generation", "id", "genotype") if c not in history.columns]
     if missing or history.empty:
         raise CheckpointError(f"{history_path} is empty or lacks columns {missing}; expected fne's history table")
@@ -58,7 +57,7 @@ def load_run(run_dir: str | Path) -> RunTables:
     for name in OPTIONAL_TABLES:
         path = run_dir / f"{name}.csv"
         if path.is_file() and path.stat().st_size > 0:
-            table = read_run_table(path)
+            table = read_table(path)
             if not table.empty:
                 optional[name] = table
     return RunTables(run_dir, config, run_space(config), run_objectives(config, history.columns),
@@ -72,10 +71,5 @@ def valid_rows(history: pd.DataFrame, objectives: tuple[str, ...]) -> pd.DataFra
 
 
 def best_individual(tables: RunTables) -> pd.Series:
-    """The cell `fne export RUN_DIR` picks: best rank-combined score on the final Pareto front."""
-    if "pareto_front" in tables.optional or "final_population" in tables.optional:
-        return best_of_run(tables.run_dir, tables.config)
-    # no front file (a hand-copied history): the front of everything evaluated
-    evaluated = valid_rows(tables.history, tables.objectives)
-    front = evaluated.iloc[pareto_fronts(evaluated[list(tables.objectives)].to_numpy(float))[0]]
-    return front.reset_index(drop=True).iloc[best_by_rank(front.reset_index(drop=True), tables.ranked)]
+    """The cell `fne export RUN_DIR` picks: the run's best by its one rule (rundir.best_of_run)."""
+    return best_of_run(tables.run_dir, tables.config)
