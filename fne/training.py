@@ -244,6 +244,76 @@ def _generator(device: torch.device, seed: int) -> torch.Generator:
     return generator
 
 
+@dataclass
+class _Optimisation:
+    """The optimiser, LR schedule, AMP scaler and two RNG streams of a run: a checkpoint's state besides the model."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    shuffle: torch.Generator
+    augment: torch.Generator
+
+    @classmethod
+    def start(cls, model: nn.Module, config: TrainConfig, device: torch.device, use_amp: bool) -> _Optimisation:
+        """DARTS's SGD, cosine schedule; shuffling on the CPU (device-independent order), augmenting on the device."""
+        optimizer = torch.optim.SGD(model.parameters(), config.lr, momentum=config.momentum,
+                                    weight_decay=config.weight_decay)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs, eta_min=config.lr_min)
+        return cls(optimizer, scheduler, torch.amp.GradScaler("cuda") if use_amp else None,
+                   _generator(torch.device("cpu"), config.seed), _generator(device, config.seed + 1))
+
+    def restore(self, state: dict[str, Any], device: torch.device, config: TrainConfig) -> None:
+        """Load a checkpoint's optimiser, schedule, scaler and RNG states."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.shuffle.set_state(state["shuffle_rng"])
+        if state.get("augment_device") == str(device):
+            self.augment.set_state(state["augment_rng"])
+        else:  # a generator state only fits its own device type; reseed deterministically from the epoch
+            self.augment.manual_seed(config.seed + 1 + 1000003 * int(state["epoch"]))
+
+    def state(self, device: torch.device) -> dict[str, Any]:
+        """The checkpoint entries of these parts."""
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                "shuffle_rng": self.shuffle.get_state(), "augment_rng": self.augment.get_state(),
+                "augment_device": str(device)}
+
+
+def _output_paths(model_path: Path, output: str | Path | None, checkpoint_path: str | Path | None,
+                  log_path: str | Path | None) -> tuple[Path, Path, Path]:
+    """(trained model file, checkpoint, log) with their defaults, each checked writable before any epoch runs."""
+    output = Path(output) if output is not None else model_path
+    default_checkpoint, default_log = default_paths(output)
+    checkpoint_path = Path(checkpoint_path) if checkpoint_path else default_checkpoint
+    log_path = Path(log_path) if log_path else default_log
+    # Checked before an epoch is spent: a bad path would otherwise fail at the end of the first one.
+    outputs = {"trained model file": output, "training log": log_path, "training checkpoint": checkpoint_path}
+    for what, path in outputs.items():
+        output_file(path, what, overwrite=True)
+    return output, checkpoint_path, log_path
+
+
+def _resume(path: Path, model_file: ModelFile, config: TrainConfig, model: nn.Module, parts: _Optimisation,
+            device: torch.device) -> tuple[list[dict[str, float]], int]:
+    """Load a training checkpoint into the model and the optimisation parts: (log rows so far, epochs done)."""
+    state = _read_checkpoint(path, model_file, config)
+    model.load_state_dict(state["model"])
+    parts.restore(state, device, config)
+    log.info("resuming %s after epoch %d", path, int(state["epoch"]))
+    return list(state["log"]), int(state["epoch"])
+
+
+def _save_trained(model: nn.Module, model_file: ModelFile, training: dict[str, Any], output: Path) -> None:
+    """Write the trained weights and the training record as a model file, drop-path back at its default."""
+    model.set_drop_path(model_file.builder.drop_path_prob)
+    trained = ModelFile(model_file.genotype, model_file.builder, model.state_dict(), training, model_file.source)
+    atomic_torch_save(model_payload(trained), output)
+
+
 def _read_checkpoint(path: Path, model_file: ModelFile, config: TrainConfig) -> dict[str, Any]:
     state = torch_load_safely(path, "training checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
@@ -273,15 +343,8 @@ def train_model(model_path: str | Path, data_dir: str | Path | None, config: Tra
                 log_path: str | Path | None = None, progress: bool = False) -> TrainResult:
     """Train the network of an fne model file and write the trained weights back (or to `output`)."""
     model_path = Path(model_path)
-    output = Path(output) if output is not None else model_path
-    default_checkpoint, default_log = default_paths(output)
-    checkpoint_path = Path(checkpoint_path) if checkpoint_path else default_checkpoint
-    log_path = Path(log_path) if log_path else default_log
     model_file = read_model_file(model_path)
-    # Checked before an epoch is spent: a bad path would otherwise fail at the end of the first one.
-    outputs = {"trained model file": output, "training log": log_path, "training checkpoint": checkpoint_path}
-    for what, path in outputs.items():
-        output_file(path, what, overwrite=True)
+    output, checkpoint_path, log_path = _output_paths(model_path, output, checkpoint_path, log_path)
     device = resolve_device(config.device)
     use_amp = config.amp and device.type == "cuda"
 
@@ -294,41 +357,22 @@ def train_model(model_path: str | Path, data_dir: str | Path | None, config: Tra
 
     model = model_from_file(model_file, model_path).to(device)
     drop_path_max = model_file.builder.drop_path_prob if config.drop_path_prob is None else config.drop_path_prob
-    optimizer = torch.optim.SGD(model.parameters(), config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs, eta_min=config.lr_min)
-    scaler = torch.amp.GradScaler("cuda") if use_amp else None
-    # Two streams: shuffling on the CPU (device-independent order), augmentation on the device.
-    shuffle, augment = _generator(torch.device("cpu"), config.seed), _generator(device, config.seed + 1)
-    rows: list[dict[str, float]] = []
-    start_epoch = 0
-    if resume:
-        state = _read_checkpoint(checkpoint_path, model_file, config)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        shuffle.set_state(state["shuffle_rng"])
-        if state.get("augment_device") == str(device):
-            augment.set_state(state["augment_rng"])
-        else:  # a generator state only fits its own device type; reseed deterministically from the epoch
-            augment.manual_seed(config.seed + 1 + 1000003 * int(state["epoch"]))
-        rows, start_epoch = list(state["log"]), int(state["epoch"])
-        log.info("resuming %s after epoch %d", checkpoint_path, start_epoch)
+    parts = _Optimisation.start(model, config, device, use_amp)
+    rows, start_epoch = _resume(checkpoint_path, model_file, config, model, parts, device) if resume else ([], 0)
 
     epochs = tqdm(range(start_epoch, config.epochs), desc="train", unit="epoch", initial=start_epoch,
                   total=config.epochs, disable=not progress)
     for epoch in epochs:
         began = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
+        lr = parts.optimizer.param_groups[0]["lr"]
         model.set_drop_path(drop_path_max * epoch / config.epochs)
         # Drop-path masks come from torch's global RNG (cells.py): seed it per epoch, inside a fork so the
         # caller's state is untouched, and a resumed run draws the same masks as an uninterrupted one.
         with seeded(config.seed * 100_003 + epoch):
-            train_loss, train_acc = train_epoch(model, train_images, train_labels, optimizer, config, shuffle,
-                                                augment, scaler, progress, desc=f"epoch {epoch + 1}/{config.epochs}")
-        scheduler.step()
+            train_loss, train_acc = train_epoch(model, train_images, train_labels, parts.optimizer, config,
+                                                parts.shuffle, parts.augment, parts.scaler, progress,
+                                                desc=f"epoch {epoch + 1}/{config.epochs}")
+        parts.scheduler.step()
         val_loss, val_acc = evaluate(model, val_x, val_y, amp=use_amp)
         if not math.isfinite(train_loss):
             raise ConfigError(f"training diverged at epoch {epoch + 1} (loss {train_loss}); lower --lr")
@@ -341,16 +385,12 @@ def train_model(model_path: str | Path, data_dir: str | Path | None, config: Tra
         atomic_torch_save({
             "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, "genotype": model_file.genotype,
             "builder": asdict(model_file.builder), "config": asdict(config), "epoch": epoch + 1,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else None, "shuffle_rng": shuffle.get_state(),
-            "augment_rng": augment.get_state(), "augment_device": str(device), "log": rows,
+            "model": model.state_dict(), **parts.state(device), "log": rows,
         }, checkpoint_path)
 
     frame = _write_log(rows, log_path)
-    model.set_drop_path(model_file.builder.drop_path_prob)
     training = {"config": asdict(config), "epochs": len(rows), "train_images": len(train), "val_images": len(val),
                 "data_dir": str(data_dir) if data_dir is not None else "fne sample",
                 "final": dict(rows[-1]) if rows else {}}
-    trained = ModelFile(model_file.genotype, model_file.builder, model.state_dict(), training, model_file.source)
-    atomic_torch_save(model_payload(trained), output)
+    _save_trained(model, model_file, training, output)
     return TrainResult(frame, output, checkpoint_path, log_path, str(device))

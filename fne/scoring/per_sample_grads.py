@@ -156,18 +156,34 @@ def ntk_by_layer_hooks(model: nn.Module, images: torch.Tensor,
         def on_grad(g: torch.Tensor) -> None:
             # Fires only for outputs on a path to the logits; a dead branch contributes exactly zero.
             with torch.no_grad():
-                if isinstance(module, nn.Conv2d):
-                    accumulate(_conv_rows(module, a, g, weight, bias))
-                elif isinstance(module, nn.Linear):
-                    accumulate(_linear_rows(module, a, g, weight, bias))
-                else:
-                    accumulate(_batch_norm_rows(module, a, g, weight, bias, stats))
+                accumulate(_layer_rows(module, a, g, weight, bias, stats))
 
         output.register_hook(on_grad)
 
     for module in wanted:
         handles.append(module.register_forward_hook(on_forward))
-    # Parameter gradients are rebuilt per sample above, so autograd need not form the batch sums.
+    try:
+        input_grads, logits = _input_gradients(model, images, on_output)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return 0.5 * (kernel + kernel.T), input_grads.reshape(n, -1).detach(), logits.detach()
+
+
+def _layer_rows(module: nn.Module, a: torch.Tensor, g: torch.Tensor, weight: bool, bias: bool,
+                stats: tuple[torch.Tensor, torch.Tensor] | None) -> list[torch.Tensor]:
+    """Per-sample gradient rows of one supported layer's parameters, from its input and output gradient."""
+    if isinstance(module, nn.Conv2d):
+        return _conv_rows(module, a, g, weight, bias)
+    if isinstance(module, nn.Linear):
+        return _linear_rows(module, a, g, weight, bias)
+    return _batch_norm_rows(module, a, g, weight, bias, stats)
+
+
+def _input_gradients(model: nn.Module, images: torch.Tensor, on_output: Callable[[torch.Tensor], None] | None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(d sum(logits) / d images, logits) of one forward and backward with every parameter frozen."""
+    # Parameter gradients are rebuilt per sample by the hooks, so autograd need not form the batch sums.
     flags = [(p, p.requires_grad) for p in model.parameters()]
     x = images.detach().clone().requires_grad_(True)
     try:
@@ -183,6 +199,4 @@ def ntk_by_layer_hooks(model: nn.Module, images: torch.Tensor,
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
-        for handle in handles:
-            handle.remove()
-    return 0.5 * (kernel + kernel.T), input_grads.reshape(n, -1).detach(), logits.detach()
+    return input_grads, logits
