@@ -9,8 +9,11 @@
 
 import sys
 
-from fne.cli import run_command
-from fne.commands.search import search
+from fne.threads import prepare_openmp
 
 if __name__ == "__main__":
+    prepare_openmp()  # before anything loads torch: OpenMP reads its wait policy once, then (fne/threads.py)
+    from fne.cli import run_command
+    from fne.commands.search import search
+
     sys.exit(run_command(search, prog_name="NAS_on_cifar10.py"))

@@ -14,6 +14,7 @@ import sys
 import click
 
 from fne.errors import FneError
+from fne.threads import prepare_openmp
 
 # command name -> "module:attribute" of a click.Command
 COMMANDS = {
@@ -49,6 +50,8 @@ def cli(verbose: int) -> None:
 
 def run_command(command: click.Command, args: list[str] | None = None, prog_name: str | None = None) -> int:
     """Run a click command, turning bad input (FneError, OSError, click's errors) into one line and exit code 2."""
+    # Every entry point passes here before a command body imports torch: OpenMP must see this first.
+    prepare_openmp()
     try:
         command.main(args=args, prog_name=prog_name, standalone_mode=False)
     except FneError as error:
@@ -88,6 +91,7 @@ def main() -> None:
 
 def plot_scores_main() -> None:
     """Entry point of the `plot_scores` console script (same as `fne plot-scores`)."""
+    prepare_openmp()  # before the command's module loads torch (fne/threads.py)
     from fne.commands.plot_scores import plot_scores
 
     sys.exit(run_command(plot_scores, prog_name="plot_scores"))

@@ -1,7 +1,16 @@
 """Suite-wide test settings."""
 
-import pytest
-import torch
+import os
+
+from fne.threads import prepare_openmp
+
+# Before torch loads OpenMP (fne/threads.py); and the commands the tests invoke apply the threading rule,
+# which would otherwise raise the suite's torch threads to every core for the rest of the session.
+prepare_openmp()
+os.environ.setdefault("FNE_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from fne.cli_options import threads_option
 from fne.errors import ConfigError
 from fne.genotopheno.spaces import SPACES
 
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("model.pt"), show_default=True)
 @click.option("--torch-export", "program_path", type=click.Path(path_type=Path), default=None,
               help="Also write a torch.export program (.pt2) that runs without fne (torch.export.load).")
+@threads_option
 def export(run_dir: Path | None, pick: str, genotype_text: str | None, space: str | None, layers: int | None,
            C: int | None, as_searched: bool, num_classes: int, auxiliary: bool | None,
            drop_path_prob: float | None, seed: int, output: Path, program_path: Path | None) -> None:

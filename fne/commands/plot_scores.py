@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
 from fne.atomic import output_file, output_folder
-from fne.device import DEVICE_CHOICES
+from fne.cli_options import device_option, threads_option
 
 DEFAULT_GROUND_TRUTH = Path("../shared/data/nb201/nb201_cifar10.csv")
-# Read by OpenMP when torch loads (torch is imported inside the command, after this). Busy-waiting OpenMP
-# threads made each probe 30-50x slower on a shared 2-core machine; passive waiting costs nothing measurable.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @click.command("plot-scores")
@@ -36,25 +32,23 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
               help="BatchNorm semantics of the probe (see fne/scoring/jacobians.py).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="cifar-10-batches-py folder for the image batch; default: the 1,000 images shipped with fne.")
-@click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True)
+@device_option
 @click.option("--memory-budget-mib", type=float, default=2048.0, show_default=True,
               help="Peak memory of one probe; larger batches are chunked.")
-@click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
+@threads_option
 @click.option("--cache", "cache_path", type=click.Path(path_type=Path), default=None,
               help="Score cache (append-only JSON lines; default OUT/score_cache.jsonl): reruns resume from it.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def plot_scores(ground_truth: Path, arch_column: str, accuracy_column: str, space_name: str, sample: int, seed: int,
                 batch_size: int, repeats: int, heuristics: str, C: int | None, layers: int | None, batch_norm: str,
-                data_dir: Path | None, device: str, memory_budget_mib: float, threads: int | None,
+                data_dir: Path | None, device: str, memory_budget_mib: float,
                 cache_path: Path | None, out: Path, progress: bool) -> None:
     """Score architectures of a ground-truth CSV with the heuristics and rank-correlate them with accuracy.
 
     Writes OUT/scores.csv, OUT/correlations.csv (Kendall tau, Spearman rho; higher = better predictor)
     and seaborn scatter plots of every score against accuracy.
     """
-    import torch
-
     from fne.data.cifar10 import heuristic_batch
     from fne.genotopheno.spaces import get_space
     from fne.scoring.fitness import FitnessConfig
@@ -63,8 +57,6 @@ def plot_scores(ground_truth: Path, arch_column: str, accuracy_column: str, spac
     output_folder(out, "--out")
     if cache_path is not None:
         output_file(cache_path, "--cache", overwrite=True)  # an existing cache is appended to, not replaced
-    if threads is not None:
-        torch.set_num_threads(threads)
     space = get_space(space_name)
     table = load_ground_truth(ground_truth, arch_column, accuracy_column, space)
     table = sample_rows(table, sample or None, seed)

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from fne.cli_options import device_option, threads_option
 from fne.errors import ConfigError
 from fne.genotopheno.spaces import SPACES
 
@@ -51,8 +52,8 @@ def _default_out(space: str, seed: int) -> Path:
               help="Images per heuristic probe (NTK, linear regions, gradient correlation).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Run seed: the same seed gives the same run, also across --resume.")
-@click.option("--device", default="auto", show_default=True,
-              help="auto (CUDA if available), cpu, cuda or cuda:N.")
+@device_option
+@threads_option
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="CIFAR-10 folder (cifar-10-batches-py or its parent) or .npz; default: the 1,000 real training "
                    "images shipped with fne.")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from fne.device import DEVICE_CHOICES
+from fne.cli_options import device_option, threads_option
 
 
 @click.command()
@@ -30,7 +30,8 @@ from fne.device import DEVICE_CHOICES
 @click.option("--val-source", type=click.Choice(["holdout", "test"]), default="holdout", show_default=True,
               help="Validate on images held out of the training set, or on the test batch.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True)
+@device_option
+@threads_option
 @click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision (CUDA only).")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint of an interrupted run.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
