@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -208,6 +207,7 @@ def validate(space: SearchSpace, table: pd.DataFrame, arch_column: str, accuracy
     result.to_csv(files[0], index=False)
     correlations.to_csv(files[1], index=False, float_format="%.4f")
     if figures:
+        # Imported only to draw: seaborn/matplotlib take seconds to import and a scoring-only study never draws.
         from fne.figures.score_study import write_figures
 
         files += write_figures(result, correlations, accuracy_column, names, out)
@@ -223,9 +223,3 @@ def summarise_errors(scores: pd.DataFrame) -> dict[str, int]:
             reason = part.split("(")[0].strip()
             counts[reason] = counts.get(reason, 0) + 1
     return counts
-
-
-def finite_fraction(values: pd.Series) -> float:
-    """Share of finite values (1.0 when every score is defined)."""
-    array = values.astype(float).to_numpy()
-    return float(np.isfinite(array).mean()) if len(array) else math.nan
