@@ -87,8 +87,9 @@ class Evolution:
     """The loop's state (generation, population, ids, genotypes seen) and its ask/tell steps."""
 
     def __init__(self, space: SearchSpace, config: SearchConfig, pareto: Survival, tournament: Survival | None,
-                 ranking: Ranking):
+                 ranking: Ranking, fits: Callable[[str], bool] | None = None):
         self.space = space
+        self.fits = fits  # a size budget: genotypes it refuses are never asked for
         self.config = config
         self.pareto = pareto
         self.tournament = tournament
@@ -160,13 +161,15 @@ class Evolution:
             if len(founders) == config.population:
                 break
             genotype = self.space.canonical(self.space.sample(rng))
-            if genotype in seen:
+            if genotype in seen or (self.fits is not None and not self.fits(genotype)):
                 continue
             seen.add(genotype)
             # Each founder perturbs the common start once, so selection has strategy variation to act on.
             founders.append((genotype, (), self_adapt(base, rng, config.strategy_learning_rate)))
         if len(founders) < 2:
-            raise ConfigError(f"the {config.space} space gave fewer than 2 distinct genotypes")
+            raise ConfigError(f"the {config.space} space gave fewer than 2 distinct genotypes within the size budget "
+                              f"in {100 * config.population} draws (max_params={config.max_params}, "
+                              f"max_flops={config.max_flops})")
         return founders
 
     def _offspring(self, rng: np.random.Generator) -> list[tuple[str, tuple[int, ...], object]]:
@@ -182,7 +185,7 @@ class Evolution:
             parents = [(self.population[i].genotype, self.population[i].strategy) for i in (a, b)]
             genotype, strategy = breed(self.space, parents, rng, config.crossover_probability,
                                        config.strategy_learning_rate)
-            if genotype in seen:
+            if genotype in seen or (self.fits is not None and not self.fits(genotype)):
                 continue
             seen.add(genotype)
             children.append((genotype, (self.population[a].id, self.population[b].id), strategy))

@@ -89,6 +89,15 @@ def prepare_new_run(out: Path) -> Path:
     return out
 
 
+def remove_unstarted_run(run_dir: Path, created: bool) -> None:
+    """Remove what a new run wrote before its first checkpoint (the folder too, if the run made it)."""
+    for name in ("config.json", "search.log", *(f"{table}.csv" for table in ("history", "populations", "timings",
+                                                                             "tournaments"))):
+        (run_dir / name).unlink(missing_ok=True)
+    if created and run_dir.is_dir() and not any(run_dir.iterdir()):
+        run_dir.rmdir()
+
+
 def read_config(run_dir: Path) -> dict[str, Any]:
     """config.json of a run directory; CheckpointError when the folder is not an fne run."""
     run_dir = Path(run_dir)

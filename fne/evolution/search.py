@@ -27,6 +27,7 @@ from fne.data.cifar10 import load_cifar10, subset, to_tensor, train_val_split
 from fne.device import resolve_device
 from fne.errors import ConfigError
 from fne.evolution import rundir
+from fne.evolution.budget import BudgetCheck, SizeBudget
 from fne.evolution.distributed import DataSpec, make_evaluator
 from fne.evolution.evaluation import Evaluator
 from fne.evolution.individual import Candidate, Individual, from_row, scored, table_of
@@ -98,7 +99,9 @@ def build_evolution(space: SearchSpace, config: SearchConfig, listener: Any = No
         tournament = TournamentSurvival(space, config.tournament_config(), _Lazy(lambda: tournament_tensors(config)),
                                         lambda generation, number: derived_seed(config.seed, generation, number),
                                         resolve_device(config.device), config.objectives, listener)
-    return Evolution(space, config, ParetoSurvival(config.objectives), tournament, config.ranking())
+    budget = SizeBudget(config.max_params, config.max_flops)
+    fits = BudgetCheck(space, budget).fits if budget.active else None
+    return Evolution(space, config, ParetoSurvival(config.objectives), tournament, config.ranking(), fits)
 
 
 def score_candidates(candidates: Sequence[Candidate], evaluator: Evaluator, heuristics: Sequence[str],
@@ -156,16 +159,21 @@ def run_search(config: SearchConfig, out: str | Path | None = None, *, resume: s
     truth = load_ground_truth(space, config.ground_truth) if config.ground_truth else None
     if config.data_dir is not None:
         check_data_dir(config.data_dir)
+    created = resume is None and not run_dir.exists()
     if resume is None:
         rundir.prepare_new_run(run_dir)
         rundir.atomic_write_json(run_dir / "config.json", config_dict)
     owned = evaluator is None
-    evaluator = default_evaluator(config) if evaluator is None else evaluator
     try:
+        evaluator = default_evaluator(config) if evaluator is None else evaluator
         with run_log(run_dir):
             return _drive(config, space, run_dir, config_dict, checkpoint, evaluator, truth, progress, stop_after)
+    except BaseException:
+        if resume is None and not (run_dir / "checkpoint.json").exists():
+            rundir.remove_unstarted_run(run_dir, created)  # nothing completed: no stub blocks a retry
+        raise
     finally:
-        if owned:
+        if owned and evaluator is not None:
             evaluator.close()
 
 

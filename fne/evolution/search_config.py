@@ -55,11 +55,13 @@ class SearchConfig:
     initial_width_step: float = 8.0
     strategy_learning_rate: float = 1.0
     aggregate: str = "linear"  # how rank_combined aggregates the heuristics' ranks (AGGREGATES)
+    max_params: int | None = None  # size budget of the scored network (0: none; None: the space's default)
+    max_flops: int | None = None
     final_pick: str = "population"  # the final best is ranked among the final "population" or everything "evaluated"
 
     def __post_init__(self) -> None:
         space = SPACES[self.space]  # ConfigError naming the known spaces
-        for name, value in space.tournament_defaults.items():
+        for name, value in {**space.tournament_defaults, **space.search_defaults}.items():
             if getattr(self, name) is None:  # resolved here, so config.json records the value used
                 object.__setattr__(self, name, value)
         object.__setattr__(self, "heuristics", tuple(self.heuristics))
@@ -87,6 +89,9 @@ class SearchConfig:
             raise ConfigError(f"unknown extra objective(s) {unknown}; choose from {', '.join(EXTRA_OBJECTIVES)}")
         if not 0.0 <= self.crossover_probability <= 1.0:
             raise ConfigError(f"crossover_probability={self.crossover_probability} must be in 0..1")
+        for name in ("max_params", "max_flops"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ConfigError(f"{name}={getattr(self, name)} must be 0 (no budget) or positive")
         if self.aggregate not in AGGREGATES:
             raise ConfigError(f"aggregate={self.aggregate!r} is not one of {', '.join(AGGREGATES)}")
         if self.final_pick not in FINAL_PICKS:

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from torch import nn
@@ -50,6 +50,10 @@ class DartsSpace(SearchSpace):
     # still picks a sensible cell over a pooling/`none` one on real CIFAR-10 (tests/evolution/test_tournament.py).
     tournament_defaults: ClassVar[Mapping[str, int]] = MappingProxyType(
         {"tournament_steps": 20, "tournament_C": 4, "tournament_batch_size": 16})
+    # The genotype carries the widths, so size-rewarding scores would only widen every stage (up to 1.38 M
+    # parameters at 99.99.99): the default budget is 300,000 parameters of the scored network, about 2.3x
+    # DARTS_V2's cell at the initial widths 16.32.64 (129,706), room for wider stages but not for all of them.
+    search_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({"max_params": 300_000})
     evaluation_size: ClassVar[tuple[int | None, int | None]] = (36, 20)  # DARTS's CIFAR-10 evaluation network
     searched_size: ClassVar[tuple[int | None, int | None]] = (None, None)  # the genotype's own widths and counts
     auxiliary_head: ClassVar[bool] = True

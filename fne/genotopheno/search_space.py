@@ -77,6 +77,8 @@ class SearchSpace(ABC):
     # The search's tournament settings when the user gives none (SearchConfig field -> value).
     tournament_defaults: ClassVar[Mapping[str, int]] = MappingProxyType(
         {"tournament_steps": 30, "tournament_C": 8, "tournament_batch_size": 32})
+    # SearchConfig fields this space sets when a config leaves them None (e.g. a size budget, loop sizes).
+    search_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
     evaluation_size: ClassVar[tuple[int | None, int | None]] = (None, None)  # export's (C, layers); None: own
     searched_size: ClassVar[tuple[int | None, int | None]] = (None, None)  # (C, layers) of the searched network
     auxiliary_head: ClassVar[bool] = False  # the evaluation network has an auxiliary head (then on by default)
