@@ -38,7 +38,12 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from fne.data.cifar10 import heuristic_batch, heuristic_labelled_batch
+from fne.device import resolve_device
 from fne.errors import ConfigError, FneError
+from fne.evolution.evaluation import InProcessEvaluator
+from fne.genotopheno.spaces import get_space
+from fne.scoring.fitness import HEURISTICS, score_genotypes
 
 try:  # dask is the optional `fne[dask]` extra: the in-process default must import without it
     from distributed import WorkerPlugin
@@ -72,8 +77,6 @@ def load_images(data_spec: DataSpec | torch.Tensor | str | Path | None, fitness_
         data_spec = DataSpec(None if data_spec is None else str(data_spec))
     if not isinstance(data_spec, DataSpec):
         raise ConfigError(f"data spec {data_spec!r}: expected a DataSpec, a data folder path, None or a tensor")
-    from fne.data.cifar10 import heuristic_batch
-
     batch_size = fitness_config.batch_size if data_spec.batch_size is None else data_spec.batch_size
     seed = fitness_config.seed if data_spec.seed is None else data_spec.seed
     # Built on the CPU whatever the device: normalising on a GPU could differ in the last bit.
@@ -86,8 +89,6 @@ def load_labels(data_spec: DataSpec | torch.Tensor | str | Path | None, fitness_
         return None
     if data_spec is None or isinstance(data_spec, str | Path):
         data_spec = DataSpec(None if data_spec is None else str(data_spec))
-    from fne.data.cifar10 import heuristic_labelled_batch
-
     batch_size = fitness_config.batch_size if data_spec.batch_size is None else data_spec.batch_size
     seed = fitness_config.seed if data_spec.seed is None else data_spec.seed
     return heuristic_labelled_batch(data_spec.data_dir, batch_size, seed, "cpu")[1].contiguous()
@@ -131,9 +132,6 @@ class FneWorkerState(WorkerPlugin):
 
     def setup(self, worker: Any) -> None:
         """Pin this worker's device and thread count; move the image batch to the device once."""
-        from fne.device import resolve_device
-        from fne.scoring.fitness import HEURISTICS
-
         missing = [name for name in self.fitness_config.heuristics if name not in HEURISTICS]
         if missing:  # else every candidate would fail on this worker and score +inf
             raise ConfigError(f"heuristic(s) {', '.join(missing)} are not registered on dask worker {worker.name}; "
@@ -160,8 +158,6 @@ class FneWorkerState(WorkerPlugin):
 def score_on_worker(plugin_name: str, genotype: str) -> pd.DataFrame:
     """Task body: score one genotype with the space, images and config the named plugin put on this worker."""
     from distributed import get_worker
-
-    from fne.scoring.fitness import score_genotypes
 
     state = get_worker().plugins.get(plugin_name)
     if state is None or state.images is None:
@@ -369,8 +365,6 @@ def make_evaluator(space_name: str, space_options: Mapping[str, Any] | None, dat
                    progress: bool = False) -> Any:
     """The Evaluator for these options: in process (default), a local cluster of `workers` processes, or the
     dask cluster at `scheduler`; `close()` it when done (`with contextlib.closing(make_evaluator(...))`)."""
-    from fne.genotopheno.spaces import get_space
-
     if workers < 0:
         raise ConfigError(f"--workers {workers}: expected 0 (in process) or a positive number of processes")
     if workers and scheduler:
@@ -393,6 +387,4 @@ def make_evaluator(space_name: str, space_options: Mapping[str, Any] | None, dat
 
 def _in_process(space: Any, images: torch.Tensor, fitness_config: Any, progress: bool,
                 labels: torch.Tensor | None = None) -> Any:
-    from fne.evolution.evaluation import InProcessEvaluator
-
     return InProcessEvaluator(space, images, fitness_config, progress=progress, labels=labels)
