@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from fne.data.cifar10 import find_cifar10_dir
 from fne.errors import CheckpointError, ConfigError, DataError
 from fne.evolution import rundir
 from fne.evolution.selection import rank_combined
@@ -155,8 +156,6 @@ def config_from_dict(data: dict[str, Any]) -> SearchConfig:
 
 def check_data_dir(data_dir: str) -> None:
     """DataError now, rather than after generation 0 started, when --data-dir holds no CIFAR-10 data."""
-    from fne.data.cifar10 import find_cifar10_dir
-
     if Path(data_dir).suffix == ".npz":
         if not Path(data_dir).is_file():
             raise DataError(f"--data-dir {data_dir}: no such .npz file")
