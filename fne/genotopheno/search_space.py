@@ -8,6 +8,7 @@ space instead of testing which space it has. Besides grammar, sampling, building
   characters of the string, grouped into nodes by the fixed separator characters);
 - tournaments: the candidate network on the common skeleton (`tournament_network`), the supernet layout
   that mixes its cells (`tournament_layout`) and the search's tournament defaults (`tournament_defaults`);
+- search settings the space fills in when a config leaves them None, such as a size budget (`search_defaults`);
 - export: the evaluation network's default size, auxiliary head and drop-path (`evaluation_size`,
   `searched_size`, `auxiliary_head`, `drop_path_prob`, `evaluation_canonical`, `evaluation_network`) and
   published cells known by name (`named_genotypes`);
