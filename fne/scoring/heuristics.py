@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fne.registry import Registry
 from fne.scoring.jacobians import (
     ACTIVATION_OVERHEAD,
     NORM_MODES,
@@ -84,7 +85,7 @@ class Heuristic:
     needs: frozenset[str] = field(default_factory=frozenset)
 
 
-HEURISTICS: dict[str, Heuristic] = {}
+HEURISTICS: Registry[Heuristic] = Registry("heuristic")
 
 
 def register_heuristic(name: str, needs: Iterable[str] = ()) -> Callable:
@@ -95,9 +96,7 @@ def register_heuristic(name: str, needs: Iterable[str] = ()) -> Callable:
         raise ValueError(f"heuristic {name!r}: unknown needs {sorted(unknown)}; known: {NEEDS}")
 
     def decorate(fn: Callable[[HeuristicContext], float]) -> Callable[[HeuristicContext], float]:
-        if name in HEURISTICS:
-            raise ValueError(f"heuristic {name!r} is already registered")
-        HEURISTICS[name] = Heuristic(name, fn, needs)
+        HEURISTICS.add(name, Heuristic(name, fn, needs), needs=needs)  # refuses a duplicate name
         return fn
 
     return decorate
@@ -105,7 +104,7 @@ def register_heuristic(name: str, needs: Iterable[str] = ()) -> Callable:
 
 def unregister_heuristic(name: str) -> None:
     """Remove a registered heuristic (mainly for tests and user plug-ins)."""
-    del HEURISTICS[name]
+    HEURISTICS.unregister(name)
 
 
 # ---------------------------------------------------------------- the shared probe
