@@ -54,8 +54,8 @@ class Registry(Mapping[str, T], Generic[T]):
         if not isinstance(name, str) or not name.strip():
             raise ConfigError(f"a {self.kind} needs a non-empty string name, got {name!r}")
         if name in self._entries:
-            raise ConfigError(f"{self.kind} {name!r} is already registered (as {self._entries[name]!r}); "
-                              "unregister it first or choose another name")
+            raise ConfigError(f"{self.kind} {name!r} is already registered; unregister it first or choose another "
+                              "name")
         self._entries[name] = entry
         self._meta[name] = MappingProxyType(dict(meta))
         return entry
