@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from fne.atomic import output_file
 from fne.cli_options import threads_option
 from fne.errors import ConfigError
 from fne.genotopheno.spaces import SPACES
@@ -38,13 +39,15 @@ log = logging.getLogger(__name__)
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("model.pt"), show_default=True)
 @click.option("--torch-export", "program_path", type=click.Path(path_type=Path), default=None,
               help="Also write a torch.export program (.pt2) that runs without fne (torch.export.load).")
+@click.option("--force", is_flag=True, help="Replace an existing model file (and --torch-export program).")
 @threads_option
 def export(run_dir: Path | None, pick: str, genotype_text: str | None, space: str | None, layers: int | None,
            C: int | None, as_searched: bool, num_classes: int, auxiliary: bool | None,
-           drop_path_prob: float | None, seed: int, output: Path, program_path: Path | None) -> None:
+           drop_path_prob: float | None, seed: int, output: Path, program_path: Path | None, force: bool) -> None:
     """Export RUN_DIR's best cell (or --pick ID, or --genotype STR) as an evaluation network to a model file."""
     import torch
 
+    from fne.atomic import atomic_write
     from fne.export import (
         canonical_genotype,
         default_builder,
@@ -57,6 +60,9 @@ def export(run_dir: Path | None, pick: str, genotype_text: str | None, space: st
 
     if (run_dir is None) == (genotype_text is None):
         raise ConfigError("give either RUN_DIR or --genotype (not both, not neither)")
+    output_file(output, "-o", overwrite=force)
+    if program_path is not None:
+        output_file(program_path, "--torch-export", overwrite=force)
     if run_dir is not None:
         space_name, genotype, source = genotype_from_run(run_dir, pick)
         if space is not None and space != space_name:
@@ -71,6 +77,6 @@ def export(run_dir: Path | None, pick: str, genotype_text: str | None, space: st
     click.echo(f"{output}: {space_name} {genotype}, C={builder.C} layers={builder.layers} "
                f"auxiliary={builder.auxiliary}, {count_parameters(model):,} parameters")
     if program_path is not None:
-        program_path.parent.mkdir(parents=True, exist_ok=True)
-        torch.export.save(export_program(model), program_path)
+        program = export_program(model)
+        atomic_write(program_path, lambda stream: torch.export.save(program, stream))
         click.echo(f"{program_path}: torch.export program (load with torch.export.load)")

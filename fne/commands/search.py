@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from fne.atomic import output_folder
 from fne.cli_options import device_option, threads_option
 from fne.errors import ConfigError
 from fne.genotopheno.spaces import SPACES
@@ -22,6 +23,11 @@ CONFIG_OPTIONS = {
     "seed": "seed", "device": "device", "data_dir": "data_dir", "ground_truth": "ground_truth",
     "extra_objective": "extra_objectives",
 }
+
+
+# Input files and folders: stored absolute in config.json (a relative path would mean another file on --resume).
+INPUT_PATHS = ("data_dir", "ground_truth")
+log = logging.getLogger(__name__)
 
 
 def _default_out(space: str, seed: int) -> Path:
@@ -81,6 +87,7 @@ def search(ctx: click.Context, out: Path | None, resume: Path | None, workers: i
     tournaments, final_population.csv, best.json, checkpoint.json, search.log). The defaults finish in
     about 15 minutes on a 2-core CPU.
     """
+    from fne.data.ground_truth import file_sha256
     from fne.device import resolve_device
     from fne.evolution.rundir import read_config
     from fne.evolution.search import SearchConfig, config_from_dict, run_search
@@ -91,18 +98,26 @@ def search(ctx: click.Context, out: Path | None, resume: Path | None, workers: i
         logging.getLogger().setLevel(level)
     values = {field_: options[name] for name, field_ in CONFIG_OPTIONS.items()}
     values["extra_objectives"] = tuple(values["extra_objectives"])
-    for key in ("data_dir", "ground_truth"):
-        values[key] = None if values[key] is None else str(values[key])
+    for key in INPUT_PATHS:
+        values[key] = _absolute(values[key])
     if resume is not None:
         if out is not None:
             raise ConfigError("give --out for a new run or --resume for an old one, not both")
-        config = config_from_dict(read_config(resume))
+        saved = read_config(resume)
+        config = config_from_dict(saved)
         _check_resume_options(ctx, config, values)
+        _warn_if_inputs_changed(saved, resume)
+        output_folder(resume, "--resume")
     else:
         known = {f.name for f in fields(SearchConfig)}
+        if "ground_truth_sha256" in known and values["ground_truth"] and Path(values["ground_truth"]).is_file():
+            values["ground_truth_sha256"] = file_sha256(values["ground_truth"])
         config = SearchConfig(**{k: v for k, v in values.items() if k in known})
         out = out if out is not None else _default_out(config.space, config.seed)
-    resolve_device(config.device)  # a bad or unavailable device fails here, before any folder is made
+        output_folder(out, "--out")
+    # Inputs are checked before run_search makes the run folder: bad input leaves no stub behind that would
+    # block a retry with the same --out.
+    resolve_device(config.device)
     evaluator = _evaluator(config, workers, scheduler, progress)
     start = time.perf_counter()
     try:
@@ -127,6 +142,8 @@ def _check_resume_options(ctx: click.Context, config, values: dict) -> None:
             continue
         saved = getattr(config, field_)
         given = values[field_]
+        if field_ in INPUT_PATHS:  # runs made before paths were stored absolute hold them as typed
+            saved = _absolute(saved)
         if (tuple(given) if isinstance(saved, tuple) else given) != saved:
             option = "--" + name.replace("_", "-")
             raise ConfigError(f"{option} {given} differs from the resumed run's {saved}; --resume continues with "
@@ -141,3 +158,24 @@ def _evaluator(config, workers: int, scheduler: str | None, progress: bool):
 
     return make_evaluator(config.space, None, DataSpec(config.data_dir), config.fitness_config(), workers=workers,
                           scheduler=scheduler, progress=progress)
+
+
+def _absolute(path: str | Path | None) -> str | None:
+    """An input path as config.json stores it: absolute, so --resume from another folder reads the same file."""
+    return None if path is None else str(Path(path).expanduser().resolve())
+
+
+def _warn_if_inputs_changed(saved: dict, run_dir: Path) -> None:
+    """Warn when a resumed run's inputs are not what it started with (it goes on, reading them as they are now)."""
+    from fne.data.ground_truth import file_sha256
+
+    search = saved.get("search", {})
+    for key in INPUT_PATHS:
+        stored = search.get(key)
+        if stored is not None and not Path(stored).is_absolute():
+            log.warning("%s stores --%s %s relative to the folder it was started in; it is read relative to "
+                        "this folder, %s", run_dir / "config.json", key.replace("_", "-"), stored, Path.cwd())
+    digest, truth = search.get("ground_truth_sha256"), search.get("ground_truth")
+    if digest and truth and Path(truth).is_file() and file_sha256(truth) != digest:
+        log.warning("--ground-truth %s changed since the run started (sha256 %s..., now %s...): the true accuracies "
+                    "of new individuals come from the changed file", truth, digest[:12], file_sha256(truth)[:12])
