@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from fne.genotopheno.search_space import GraphEdge as Edge
+from fne.genotopheno.search_space import GraphEdge
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def _node_colour(name: str, output_nodes: Sequence[str]) -> str:
     return INPUT_COLOUR if name.startswith("c_{k-") else NODE_COLOUR
 
 
-def draw_graph(nodes: Sequence[str], edges: Sequence[Edge], title: str, path: str | Path,
+def draw_graph(nodes: Sequence[str], edges: Sequence[GraphEdge], title: str, path: str | Path,
                output_nodes: Sequence[str] = ("c_{k}",)) -> Path:
     """Draw a cell as an arc diagram (nodes in a row, op edges as labelled arcs above) and save a PNG."""
     import matplotlib
@@ -72,7 +72,8 @@ def draw_graph(nodes: Sequence[str], edges: Sequence[Edge], title: str, path: st
     return path
 
 
-def graph_dot(nodes: Sequence[str], edges: Sequence[Edge], title: str, output_nodes: Sequence[str] = ("c_{k}",)) -> str:
+def graph_dot(nodes: Sequence[str], edges: Sequence[GraphEdge], title: str,
+              output_nodes: Sequence[str] = ("c_{k}",)) -> str:
     """Graphviz DOT source of a cell graph, left to right as in DARTS's visualize.py."""
     lines = ["digraph cell {", "  rankdir=LR;", f'  label="{title}"; labelloc=t;',
              '  node [style=filled, shape=rect, fontname="Helvetica"];', '  edge [fontname="Helvetica", fontsize=10];']
@@ -86,7 +87,7 @@ def graph_dot(nodes: Sequence[str], edges: Sequence[Edge], title: str, output_no
     return "\n".join(lines) + "\n"
 
 
-def render(nodes: Sequence[str], edges: Sequence[Edge], title: str, path: str | Path,
+def render(nodes: Sequence[str], edges: Sequence[GraphEdge], title: str, path: str | Path,
            output_nodes: Sequence[str] = ("c_{k}",), use_graphviz: bool | None = None) -> Path:
     """PNG of a cell graph: graphviz where `dot` is installed (use_graphviz None), matplotlib otherwise."""
     path = Path(path)
