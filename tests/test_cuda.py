@@ -13,6 +13,7 @@ TF32 off).
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 from dataclasses import replace
@@ -65,6 +66,12 @@ def real_batch(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return to_tensor(subset(load_cifar10(None, "train"), n, 0))
 
 
+def score(space, genotypes, x, y, config):
+    """score_genotypes with the labels where it takes them (the loss-based scores need them)."""
+    labels = {"labels": y} if "labels" in inspect.signature(score_genotypes).parameters else {}
+    return score_genotypes(space, genotypes, x, config, **labels)
+
+
 def assert_same_scores(cpu, gpu, names, rtol: float) -> None:
     """Each named score agrees (both undefined, or within rtol) row by row, naming the first mismatch."""
     for name in names:
@@ -83,8 +90,8 @@ def test_default_scores_on_cuda_equal_cpu(device, no_tf32, dtype, rtol, count):
     config = FitnessConfig(batch_size=n, device="cpu", dtype=dtype, heuristics=DEFAULT_HEURISTICS, C=C,
                            layers=layers)
     space = get_space("nb201")
-    cpu = score_genotypes(space, GENOTYPES[:count], x, config, labels=y)
-    gpu = score_genotypes(space, GENOTYPES[:count], x, replace(config, device=device), labels=y)
+    cpu = score(space, GENOTYPES[:count], x, y, config)
+    gpu = score(space, GENOTYPES[:count], x, y, replace(config, device=device))
     assert set(gpu["device"]) == {str(torch.device(device))}
     assert list(cpu["params"]) == list(gpu["params"]) and list(cpu["flops"]) == list(gpu["flops"])
     assert_same_scores(cpu, gpu, DEFAULT_HEURISTICS, rtol)
@@ -105,8 +112,8 @@ def test_tiny_memory_budget_chunks_the_ntk_and_agrees(device):
     chunked = probe_network(model, batch, {"ntk"}, tiny.probe_settings())
     assert whole.ntk_method != chunked.ntk_method, "the tiny budget did not change the NTK path"
     np.testing.assert_allclose(chunked.ntk_kernel, whole.ntk_kernel, rtol=FLOAT64_RTOL, atol=1e-12)
-    assert_same_scores(score_genotypes(space, GENOTYPES[:2], x, config, labels=y),
-                       score_genotypes(space, GENOTYPES[:2], x, tiny, labels=y), DEFAULT_HEURISTICS, FLOAT64_RTOL)
+    assert_same_scores(score(space, GENOTYPES[:2], x, y, config), score(space, GENOTYPES[:2], x, y, tiny),
+                       DEFAULT_HEURISTICS, FLOAT64_RTOL)
 
 
 def test_amp_training_step_and_train_model(device, tmp_path):

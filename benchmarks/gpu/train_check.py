@@ -88,6 +88,8 @@ def cells(check: Check) -> list[tuple[str, str]]:
         first = ("--cell", canonical_genotype(check.cell, "darts")[1])
     elif check.run_dir is not None:
         space, genotype, _ = genotype_from_run(check.run_dir, "best")
+        if space != "darts":
+            raise ValueError(f"--run-dir {check.run_dir} searched the {space} space; the comparison trains DARTS cells")
         first = (f"best of {check.run_dir}", canonical_genotype(genotype, space)[1])
     else:
         first = ("default run's best (experiments/results/darts_default)",
