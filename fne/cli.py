@@ -8,12 +8,12 @@ dependency of one command cannot break the others. `run_command` is the one erro
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 
 import click
 
 from fne.errors import FneError
+from fne.logs import VERBOSITY_KEY, configure_console
 from fne.threads import prepare_openmp
 
 # command name -> "module:attribute" of a click.Command
@@ -42,10 +42,11 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup)
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
-def cli(verbose: int) -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: int) -> None:
     """fne: training-free evolutionary neural architecture search."""
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_console(verbose)
+    ctx.meta[VERBOSITY_KEY] = verbose  # a command with its own -v takes the larger (`fne -v search` = `fne search -v`)
 
 
 def run_command(command: click.Command, args: list[str] | None = None, prog_name: str | None = None) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+VERBOSITY_KEY = "fne.verbosity"  # click context meta: the `fne -v` group option, seen by its commands
 
 
 def configure_console(verbosity: int) -> None:
@@ -33,9 +34,16 @@ def run_log(run_dir: Path) -> Iterator[None]:
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter(FORMAT))
     logger.addHandler(handler)
+    console_level = logging.getLogger().getEffectiveLevel()  # the command's -v level
     logger.setLevel(min(logging.INFO, logger.getEffectiveLevel()))
     try:
+        root = logging.getLogger()
+        before = set(root.handlers)
         with logging_redirect_tqdm():
+            # tqdm's console handler replaces the console one without its level: the fne logger is lowered to
+            # INFO for search.log, and without this its INFO records reached the console without -v.
+            for console in set(root.handlers) - before:
+                console.setLevel(console_level)
             yield
     finally:
         logger.removeHandler(handler)

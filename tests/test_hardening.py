@@ -328,13 +328,21 @@ def test_run_files_are_readable_like_other_outputs(tiny_run):
         assert stat.S_IMODE((tiny_run / name).stat().st_mode) == 0o666 & ~umask, name
 
 
-# ---------------------------------------------------------------- dask stays quiet without -v
-def test_workers_do_not_print_dask_info_logs(tmp_path):
+# ---------------------------------------------------------------- the console stays quiet without -v
+def test_workers_print_no_info_logs_without_v(tmp_path):
     pytest.importorskip("distributed")
-    # Through the `fne` group, whose console logging set-up let dask's INFO records through.
+    # Through the `fne` group, whose console logging set-up let dask's (and the run's) INFO records through.
     command = [sys.executable, "-c", FNE_MAIN, "search", *TINY_SEARCH, "--workers", "1", "--out",
                str(tmp_path / "run")]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "distributed." not in done.stderr, done.stderr
+    assert "distributed." not in done.stderr and " INFO " not in done.stderr, done.stderr
     assert pd.read_csv(tmp_path / "run" / "history.csv").shape[0] == 2
+    assert " INFO fne.evolution" in (tmp_path / "run" / "search.log").read_text()  # the run's log keeps them
+
+
+def test_group_v_shows_the_runs_info_logs(tmp_path):
+    command = [sys.executable, "-c", FNE_MAIN, "-v", "search", *TINY_SEARCH, "--out", str(tmp_path / "run")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert " INFO fne.evolution" in done.stderr
