@@ -14,6 +14,7 @@ from fne.atomic import output_folder
 from fne.cli_options import device_option, threads_option
 from fne.errors import ConfigError
 from fne.genotopheno.spaces import SPACES
+from fne.logs import VERBOSITY_KEY, configure_console
 
 # CLI parameter -> SearchConfig field, for the options that define a run (and must match on --resume).
 CONFIG_OPTIONS = {
@@ -92,10 +93,7 @@ def search(ctx: click.Context, out: Path | None, resume: Path | None, workers: i
     from fne.evolution.rundir import read_config
     from fne.evolution.search import SearchConfig, config_from_dict, run_search
 
-    if verbose:
-        level = logging.INFO if verbose == 1 else logging.DEBUG
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        logging.getLogger().setLevel(level)
+    configure_console(max(verbose, ctx.meta.get(VERBOSITY_KEY, 0)))
     values = {field_: options[name] for name, field_ in CONFIG_OPTIONS.items()}
     values["extra_objectives"] = tuple(values["extra_objectives"])
     for key in INPUT_PATHS:
@@ -151,13 +149,10 @@ def _check_resume_options(ctx: click.Context, config, values: dict) -> None:
 
 
 def _evaluator(config, workers: int, scheduler: str | None, progress: bool):
-    """A dask evaluator when --workers/--scheduler ask for one; None lets the search score in process."""
-    if not workers and not scheduler:
-        return None
-    from fne.evolution.distributed import DataSpec, make_evaluator
+    """The run's evaluator (in process, or dask workers / a scheduler): the same route as the Python API."""
+    from fne.evolution.search import default_evaluator
 
-    return make_evaluator(config.space, None, DataSpec(config.data_dir), config.fitness_config(), workers=workers,
-                          scheduler=scheduler, progress=progress)
+    return default_evaluator(config, workers, scheduler, progress=progress and bool(workers or scheduler))
 
 
 def _absolute(path: str | Path | None) -> str | None:

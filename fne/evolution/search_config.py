@@ -49,6 +49,7 @@ class SearchConfig:
     device: str = "auto"
     data_dir: str | None = None
     ground_truth: str | None = None
+    ground_truth_sha256: str | None = None  # of the ground-truth file when the run started (resume warns if changed)
     heuristics: tuple[str, ...] = DEFAULT_HEURISTICS
     extra_objectives: tuple[str, ...] = ()  # "params" and/or "flops", minimised next to the heuristics
     crossover_probability: float = 0.5
