@@ -44,7 +44,7 @@ def default_threads() -> int:
 
 
 def prepare_openmp() -> bool:
-    """Ask OpenMP for passive waiting (unless the user chose a policy); False when torch is already loaded."""
+    """Ask OpenMP for passive waiting (unless the user chose a policy); False if too late (torch already loaded)."""
     name, value = PASSIVE_WAIT
     chosen_before = name in os.environ
     os.environ.setdefault(name, value)  # inherited by spawned workers (dask, benchmarks) as well
