@@ -6,6 +6,7 @@ checks only the spelling; whether CUDA is there is fne.device.resolve_device's j
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -58,3 +59,77 @@ def threads_option(function: F) -> F:
     return click.option("--threads", type=click.IntRange(min=1), default=None, envvar=THREADS_ENV,
                         show_envvar=True, is_eager=True, expose_value=False, callback=_apply_threads,
                         help="torch CPU threads  [default: the cores this process may use]")(function)
+
+
+# ---------------------------------------------------------------- options declared once, on the config dataclass
+# Fields carry their option in metadata made by fne.config_meta.cli(...); the spec keys are documented there.
+def _click_type(kind: Any, spec: dict[str, Any]) -> Any:
+    if spec.get("device"):
+        return DEVICE
+    if spec.get("path"):
+        return click.Path(path_type=str)
+    choices = spec.get("choices")
+    if choices is not None:
+        return click.Choice(list(choices() if callable(choices) else choices))
+    if kind is int:
+        return click.IntRange(min=spec.get("min"), max=spec.get("max"))
+    if kind is float:
+        return click.FloatRange(min=spec.get("min"), max=spec.get("max"))
+    return str
+
+
+def _field_kind(annotation: Any) -> Any:
+    text = str(annotation)
+    for kind in (int, float):
+        if text.startswith(kind.__name__):
+            return kind
+    return str
+
+
+def flag_of(field: Any) -> str:
+    """The CLI flag of a config field: its metadata's `flag`, else --field-name."""
+    return field.metadata["cli"].get("flag", "--" + field.name.replace("_", "-"))
+
+
+def param_of(field: Any) -> str:
+    """The click parameter name of a config field's option."""
+    return flag_of(field).lstrip("-").replace("-", "_")
+
+
+def config_options(config_class: Any, exclude: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """Decorator: one click option per `cli(...)` field of a config dataclass, defaults and help from the field."""
+    def decorate(function: F) -> F:
+        for field in reversed(dataclasses.fields(config_class)):
+            if "cli" not in field.metadata or field.name in exclude:
+                continue
+            spec = field.metadata["cli"]
+            tuple_field = "tuple" in str(field.type)
+            default = field.default if field.default is not dataclasses.MISSING else None
+            help_text = spec["help"] + ("  [default: per search space]" if spec.get("per_space") else "")
+            kwargs: dict[str, Any] = {"help": help_text, "hidden": spec.get("hidden", False)}
+            if tuple_field and spec.get("multiple"):
+                kwargs.update(multiple=True, type=_click_type(str, spec), default=default or (), show_default=False)
+            elif tuple_field:
+                kwargs.update(type=str, default=",".join(default) if default else None, show_default=True)
+            else:
+                kwargs.update(type=_click_type(_field_kind(field.type), spec), default=default,
+                              show_default=default is not None)
+            function = click.option(flag_of(field), param_of(field), **kwargs)(function)
+        return function
+
+    return decorate
+
+
+def config_values(config_class: Any, options: dict[str, Any], exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The config fields given by `config_options`' parameters (comma lists split into tuples)."""
+    values = {}
+    for field in dataclasses.fields(config_class):
+        if "cli" not in field.metadata or field.name in exclude:
+            continue
+        value = options[param_of(field)]
+        if "tuple" in str(field.type) and isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        elif isinstance(value, list | tuple):
+            value = tuple(value)
+        values[field.name] = value
+    return values

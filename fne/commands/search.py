@@ -11,20 +11,10 @@ import click
 from click.core import ParameterSource
 
 from fne.atomic import output_folder
-from fne.cli_options import device_option, threads_option
+from fne.cli_options import config_options, config_values, flag_of, param_of, threads_option
 from fne.errors import ConfigError
-from fne.genotopheno.spaces import SPACES
+from fne.evolution.search_config import SearchConfig
 from fne.logs import VERBOSITY_KEY, configure_console
-
-# CLI parameter -> SearchConfig field, for the options that define a run (and must match on --resume).
-CONFIG_OPTIONS = {
-    "space": "space", "population": "population", "offspring": "offspring", "generations": "generations",
-    "tournament_every": "tournament_every", "tournament_size": "tournament_size",
-    "tournament_steps": "tournament_steps", "tournament_width": "tournament_C", "batch_size": "batch_size",
-    "seed": "seed", "device": "device", "data_dir": "data_dir", "ground_truth": "ground_truth",
-    "extra_objective": "extra_objectives",
-}
-
 
 # Input files and folders: stored absolute in config.json (a relative path would mean another file on --resume).
 INPUT_PATHS = ("data_dir", "ground_truth")
@@ -36,39 +26,8 @@ def _default_out(space: str, seed: int) -> Path:
 
 
 @click.command()
-@click.option("--space", type=click.Choice(SPACES.names()), default="darts", show_default=True,
-              help="Search space: the DARTS cell space with per-stage widths, or NAS-Bench-201's 15,625 cells.")
-@click.option("--population", type=click.IntRange(min=2), default=16, show_default=True,
-              help="mu: individuals that survive each generation.")
-@click.option("--offspring", type=click.IntRange(min=1), default=16, show_default=True,
-              help="lambda: new children bred and scored per generation (parents and children compete).")
-@click.option("--generations", type=click.IntRange(min=0), default=8, show_default=True,
-              help="Generations after the initial population.")
-@click.option("--tournament-every", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Every k-th generation selects the children by DARTS tournaments instead of Pareto "
-                   "survival (0: never).")
-@click.option("--tournament-size", type=click.IntRange(min=2), default=4, show_default=True,
-              help="k: children mixed in one tournament supernet; the one with the largest alpha survives.")
-@click.option("--tournament-steps", type=click.IntRange(min=1), default=None,
-              help="Training steps of each tournament supernet (first-order DARTS on real CIFAR-10 batches; "
-                   "the first third trains weights only).  [default: 20 darts, 30 nb201]")
-@click.option("--tournament-width", type=click.IntRange(min=1), default=None,
-              help="Channels C of the tournament supernet's first stage (the candidates' cells compete at a "
-                   "common width).  [default: 4 darts, 8 nb201]")
-@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True,
-              help="Images per heuristic probe (NTK, linear regions, gradient correlation).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Run seed: the same seed gives the same run, also across --resume.")
-@device_option
+@config_options(SearchConfig)
 @threads_option
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="CIFAR-10 folder (cifar-10-batches-py or its parent) or .npz; default: the 1,000 real training "
-                   "images shipped with fne.")
-@click.option("--ground-truth", type=click.Path(path_type=Path), default=None,
-              help="NB201 only: CSV with arch_str,cifar10_test (e.g. ../shared/data/nb201/nb201_cifar10.csv); "
-                   "true accuracies are recorded in the history, never used for selection.")
-@click.option("--extra-objective", type=click.Choice(["params", "flops"]), multiple=True,
-              help="Also minimise this (repeatable) in Pareto selection, next to the three heuristics.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="New run directory (must not exist or be empty); default runs/<space>-seed<seed>-<time>.")
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
@@ -91,11 +50,10 @@ def search(ctx: click.Context, out: Path | None, resume: Path | None, workers: i
     from fne.data.ground_truth import file_sha256
     from fne.device import resolve_device
     from fne.evolution.rundir import read_config
-    from fne.evolution.search import SearchConfig, config_from_dict, run_search
+    from fne.evolution.search import config_from_dict, run_search
 
     configure_console(max(verbose, ctx.meta.get(VERBOSITY_KEY, 0)))
-    values = {field_: options[name] for name, field_ in CONFIG_OPTIONS.items()}
-    values["extra_objectives"] = tuple(values["extra_objectives"])
+    values = config_values(SearchConfig, options)
     for key in INPUT_PATHS:
         values[key] = _absolute(values[key])
     if resume is not None:
@@ -107,10 +65,9 @@ def search(ctx: click.Context, out: Path | None, resume: Path | None, workers: i
         _warn_if_inputs_changed(saved, resume)
         output_folder(resume, "--resume")
     else:
-        known = {f.name for f in fields(SearchConfig)}
-        if "ground_truth_sha256" in known and values["ground_truth"] and Path(values["ground_truth"]).is_file():
+        if values["ground_truth"] and Path(values["ground_truth"]).is_file():
             values["ground_truth_sha256"] = file_sha256(values["ground_truth"])
-        config = SearchConfig(**{k: v for k, v in values.items() if k in known})
+        config = SearchConfig(**values)
         out = out if out is not None else _default_out(config.space, config.seed)
         output_folder(out, "--out")
     # Inputs are checked before run_search makes the run folder: bad input leaves no stub behind that would
@@ -135,15 +92,16 @@ def search(ctx: click.Context, out: Path | None, resume: Path | None, workers: i
 
 def _check_resume_options(ctx: click.Context, config, values: dict) -> None:
     """Options given on the command line with --resume must agree with the run's saved settings."""
-    for name, field_ in CONFIG_OPTIONS.items():
-        if ctx.get_parameter_source(name) not in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+    for field_ in fields(SearchConfig):
+        if "cli" not in field_.metadata or ctx.get_parameter_source(param_of(field_)) not in (
+                ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
             continue
-        saved = getattr(config, field_)
-        given = values[field_]
-        if field_ in INPUT_PATHS:  # runs made before paths were stored absolute hold them as typed
+        saved = getattr(config, field_.name)
+        given = values[field_.name]
+        if field_.name in INPUT_PATHS:  # runs made before paths were stored absolute hold them as typed
             saved = _absolute(saved)
         if (tuple(given) if isinstance(saved, tuple) else given) != saved:
-            option = "--" + name.replace("_", "-")
+            option = flag_of(field_)
             raise ConfigError(f"{option} {given} differs from the resumed run's {saved}; --resume continues with "
                               "the run's saved settings (leave the option out)")
 

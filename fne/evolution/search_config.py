@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fne.config_meta import cli
 from fne.data.cifar10 import find_cifar10_dir
 from fne.errors import CheckpointError, ConfigError, DataError
 from fne.evolution import rundir
 from fne.evolution.selection import rank_combined
 from fne.evolution.tournament import TournamentConfig
 from fne.genotopheno.spaces import SPACES
-from fne.scoring.fitness import DEFAULT_HEURISTICS, FitnessConfig
+from fne.scoring.fitness import DEFAULT_HEURISTICS, HEURISTICS, FitnessConfig
 from fne.version import __version__
 
 EXTRA_OBJECTIVES = ("params", "flops")
@@ -34,32 +35,68 @@ AGGREGATES: dict[str, Callable[[np.ndarray], np.ndarray]] = {"linear": linear_ra
 class SearchConfig:
     """Everything that determines a search; written to config.json (defaults: a <= 15 min CPU run)."""
 
-    space: str = "darts"
-    population: int = 16  # mu
-    offspring: int = 16  # lambda
-    generations: int = 8  # after the initial population (generation 0)
-    tournament_every: int = 3  # every k-th generation selects by DARTS tournaments (0: never)
-    tournament_size: int = 4
-    tournament_steps: int | None = None  # None: the space's default (SearchSpace.tournament_defaults)
-    tournament_C: int | None = None
-    tournament_batch_size: int | None = None
-    tournament_images: int = 2000  # drawn from --data-dir (the shipped sample always gives its 1,000)
-    batch_size: int = 64  # images per heuristic probe
-    seed: int = 0
-    device: str = "auto"
-    data_dir: str | None = None
-    ground_truth: str | None = None
+    space: str = field(default="darts", metadata=cli(
+        "Search space: the DARTS cell space with per-stage widths, or NAS-Bench-201's 15,625 cells.",
+        choices=SPACES.names))
+    population: int = field(default=16, metadata=cli("mu: individuals that survive each generation.", min=2))
+    offspring: int = field(default=16, metadata=cli(
+        "lambda: new children bred and scored per generation (parents and children compete).", min=1))
+    generations: int = field(default=8, metadata=cli("Generations after the initial population.", min=0))
+    tournament_every: int = field(default=3, metadata=cli(
+        "Every k-th generation selects the children by DARTS tournaments instead of Pareto survival (0: never).",
+        min=0))
+    tournament_size: int = field(default=4, metadata=cli(
+        "k: children mixed in one tournament supernet; the one with the largest alpha survives.", min=2))
+    tournament_steps: int | None = field(default=None, metadata=cli(
+        "Training steps of each tournament supernet (first-order DARTS on real CIFAR-10 batches; the first third "
+        "trains weights only).", min=1, per_space=True))
+    tournament_C: int | None = field(default=None, metadata=cli(
+        "Channels C of the tournament supernet's first stage (the candidates' cells compete at a common width).",
+        flag="--tournament-width", min=1, per_space=True))
+    tournament_batch_size: int | None = field(default=None, metadata=cli(
+        "Images per tournament training step.", min=1, per_space=True))
+    tournament_images: int = field(default=2000, metadata=cli(
+        "Images drawn from --data-dir for the tournaments, split half/half into training and held-out "
+        "(the shipped sample always gives its 1,000).", min=2))
+    batch_size: int = field(default=64, metadata=cli("Images per heuristic probe.", min=2))
+    seed: int = field(default=0, metadata=cli("Run seed: the same seed gives the same run, also across --resume.",
+                                              min=0))
+    device: str = field(default="auto", metadata=cli("auto (CUDA when available), cpu, cuda or cuda:N.",
+                                                     device=True))
+    data_dir: str | None = field(default=None, metadata=cli(
+        "CIFAR-10 folder (cifar-10-batches-py or its parent) or .npz; default: the 1,000 real training images "
+        "shipped with fne.", path=True))
+    ground_truth: str | None = field(default=None, metadata=cli(
+        "CSV with arch_str,cifar10_test for spaces that support it (NB201, e.g. "
+        "../shared/data/nb201/nb201_cifar10.csv); true accuracies are recorded in the history, never used for "
+        "selection.", path=True))
     ground_truth_sha256: str | None = None  # of the ground-truth file when the run started (resume warns if changed)
-    heuristics: tuple[str, ...] = DEFAULT_HEURISTICS
-    extra_objectives: tuple[str, ...] = ()  # "params" and/or "flops", minimised next to the heuristics
-    crossover_probability: float = 0.5
-    initial_mutation_probability: float = 0.3
-    initial_width_step: float = 8.0
-    strategy_learning_rate: float = 1.0
-    aggregate: str = "linear"  # how rank_combined aggregates the heuristics' ranks (AGGREGATES)
-    max_params: int | None = None  # size budget of the scored network (0: none; None: the space's default)
-    max_flops: int | None = None
-    final_pick: str = "population"  # the final best is ranked among the final "population" or everything "evaluated"
+    heuristics: tuple[str, ...] = field(default=DEFAULT_HEURISTICS, metadata=cli(
+        "Comma-separated training-free scores (registered heuristics, all minimised) that survival and "
+        "rank_combined use.", choices=None))
+    extra_objectives: tuple[str, ...] = field(default=(), metadata=cli(
+        "Also minimise this (repeatable) in Pareto selection, next to the heuristics.", flag="--extra-objective",
+        multiple=True, choices=("params", "flops")))
+    crossover_probability: float = field(default=0.5, metadata=cli(
+        "Probability that a child is a character-wise crossover of its two parents.", min=0.0, max=1.0))
+    initial_mutation_probability: float = field(default=0.3, metadata=cli(
+        "Starting probability of each mutation (then self-adapted per individual).", min=0.01, max=0.99))
+    initial_width_step: float = field(default=8.0, metadata=cli(
+        "Starting channel step of the width mutations (then self-adapted).", min=1.0, max=40.0))
+    strategy_learning_rate: float = field(default=1.0, metadata=cli(
+        "Scale c of the log-normal self-adaptation rates tau = c / sqrt(2n), tau' = c / sqrt(2 sqrt(n)).",
+        min=0.0))
+    aggregate: str = field(default="linear", metadata=cli(
+        "How rank_combined aggregates the heuristics' ranks: linear (TE-NAS's rank sum) or the others of "
+        "fne.scoring.aggregation.", choices=lambda: tuple(AGGREGATES)))
+    max_params: int | None = field(default=None, metadata=cli(
+        "Size budget: no candidate whose scored network has more parameters is bred (0: none).", min=0,
+        per_space=True))
+    max_flops: int | None = field(default=None, metadata=cli(
+        "Size budget in FLOPs of the scored network (0: none).", min=0, per_space=True))
+    final_pick: str = field(default="population", metadata=cli(
+        "The final best is the smallest rank_combined among the final population or everything evaluated.",
+        choices=FINAL_PICKS))
 
     def __post_init__(self) -> None:
         space = SPACES[self.space]  # ConfigError naming the known spaces
@@ -86,6 +123,9 @@ class SearchConfig:
             raise ConfigError(f"offspring={self.offspring}: tournaments need at least 2 children per generation")
         if self.seed < 0:
             raise ConfigError(f"seed={self.seed} must be a non-negative integer")
+        if not self.heuristics or any(name not in HEURISTICS for name in self.heuristics):
+            raise ConfigError(f"heuristics {', '.join(self.heuristics) or '(none)'}: name one or more of the "
+                              f"registered {', '.join(HEURISTICS)}")
         unknown = [name for name in self.extra_objectives if name not in EXTRA_OBJECTIVES]
         if unknown:
             raise ConfigError(f"unknown extra objective(s) {unknown}; choose from {', '.join(EXTRA_OBJECTIVES)}")
