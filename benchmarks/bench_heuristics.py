@@ -9,11 +9,18 @@ each is kept, so that load from other processes hits all of them alike:
     fwd+bwd       one plain batched forward + backward in train mode (the unit)
     ntk, linear_regions, grad_corr   each score alone through score_network (fne's defaults)
     all three     the three scores together (they share one forward + backward)
+    az E+P, az_trainability, meco, swap, zico, synflow   each new score alone (log_flops/log_params are free:
+                  fitness passes the counts it already has); E+P = az_expressivity + az_progressivity
+    AZ-NAS four   az_expressivity, az_progressivity, az_trainability, log_flops (one hooked forward + one
+                  backward of random signals)
+    recommended   fitness.RECOMMENDED_HEURISTICS together (AZ-NAS's four, meco, synflow)
+    recommended+zico   the same and zico (its two half-batch forward+backward passes)
     ntk (vmap)    the torch.func implementation of the same NTK
     loop          the per-sample loop oracle: one forward+backward per sample (frozen BatchNorm)
     TE-NAS loop   TE-NAS's procedure: one train-mode forward, one backward per sample (--tenas-loop)
 
-Targets on a 2-core CPU: ntk <= 2x fwd+bwd, all three <= 3x, batched >= 10x faster than the loop.
+Targets on a 2-core CPU: ntk <= 2x fwd+bwd, all three <= 3x, batched >= 10x faster than the loop;
+recommended(+zico) <= 2.5x.
 """
 
 from __future__ import annotations
@@ -30,10 +37,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from fne.data.cifar10 import heuristic_batch  # noqa: E402
-from fne.genotopheno.network import count_flops
+from fne.data.cifar10 import heuristic_labelled_batch  # noqa: E402
+from fne.genotopheno.network import count_flops, count_parameters
 from fne.genotopheno.spaces import get_space
-from fne.scoring.fitness import FitnessConfig, candidate_seed, score_network
+from fne.scoring.fitness import RECOMMENDED_HEURISTICS, FitnessConfig, candidate_seed, score_network
 from fne.scoring.heuristics import ProbeSettings, probe_network
 from fne.scoring.jacobians import batch_norm_mode, ntk_gram_loop
 
@@ -63,8 +70,14 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def bench_arch(space_name: str, genotype: str, x: torch.Tensor, repeats: int, loop: bool, tenas_loop: bool
-               ) -> dict[str, float]:
+NEW_CASES = {"az E+P": ("az_expressivity", "az_progressivity"), "az_trainability": ("az_trainability",),
+             "meco": ("meco",), "swap": ("swap",), "zico": ("zico",), "synflow": ("synflow",),
+             "AZ-NAS four": ("az_expressivity", "az_progressivity", "az_trainability", "log_flops"),
+             "recommended": RECOMMENDED_HEURISTICS, "recommended+zico": (*RECOMMENDED_HEURISTICS, "zico")}
+
+
+def bench_arch(space_name: str, genotype: str, x: torch.Tensor, y: torch.Tensor, repeats: int, loop: bool,
+               tenas_loop: bool) -> dict[str, float]:
     """Median seconds of every variant for one architecture."""
     space = get_space(space_name)
     model = space.build(genotype, seed=candidate_seed(0, space.canonical(genotype)))
@@ -73,6 +86,11 @@ def bench_arch(space_name: str, genotype: str, x: torch.Tensor, repeats: int, lo
         config = FitnessConfig(batch_size=len(x), heuristics=names, device="cpu")
         label = names[0] if len(names) == 1 else "all three"
         cases[label] = lambda config=config: score_network(model, x, config)
+    # As in a search: fitness hands the parameter and FLOP counts it already has to the scores.
+    counts = {"params": count_parameters(model), "flops": count_flops(model)}
+    for label, names in NEW_CASES.items():
+        config = FitnessConfig(batch_size=len(x), heuristics=names, device="cpu")
+        cases[label] = lambda config=config: score_network(model, x, config, labels=y, **counts)
     cases["ntk (vmap)"] = lambda: probe_network(model, x, {"ntk"}, ProbeSettings(ntk_method="vmap"))
     if loop:
         cases["loop"] = lambda: loop_ntk(model, x, "frozen")
@@ -99,13 +117,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-loop", action="store_true", help="skip the per-sample loop")
     parser.add_argument("--tenas-loop", action="store_true", help="also time TE-NAS's coupled loop (slow)")
+    parser.add_argument("--spaces", default="nb201,darts", help="comma-separated spaces to time")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    x = heuristic_batch(None, args.batch_size, args.seed)
+    x, y = heuristic_labelled_batch(None, args.batch_size, args.seed)
     rng = np.random.default_rng(args.seed)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
           f"median of {args.repeats} interleaved repeats")
-    for space_name in ("nb201", "darts"):
+    for space_name in args.spaces.split(","):
         space = get_space(space_name)
         genotypes = [space.sample(rng) for _ in range(args.archs)]
         if space_name == "nb201":  # the benchmark's best cell: all 3x3 convs, the costliest kind
@@ -113,7 +132,7 @@ def main() -> None:
         ratios: dict[str, list[float]] = {}
         print(f"\n== {space_name} ==")
         for genotype in genotypes:
-            row = bench_arch(space_name, genotype, x, args.repeats, not args.no_loop, args.tenas_loop)
+            row = bench_arch(space_name, genotype, x, y, args.repeats, not args.no_loop, args.tenas_loop)
             unit = row["fwd+bwd"]
             cells = [f"{genotype}  {row['mflops']:.0f} MFLOPs {row['params'] / 1e6:.2f} M params",
                      f"fwd+bwd {unit:.3f} s"]

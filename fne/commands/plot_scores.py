@@ -25,7 +25,8 @@ DEFAULT_GROUND_TRUTH = Path("../shared/data/nb201/nb201_cifar10.csv")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Real CIFAR-10 images per probe.")
 @click.option("--repeats", type=int, default=1, show_default=True, help="Inits per architecture (averaged).")
 @click.option("--heuristics", default="ntk,linear_regions,grad_corr", show_default=True,
-              help="Comma-separated registered heuristics to score and rank-combine.")
+              help="Comma-separated registered heuristics to score and rank-combine (with az_expressivity, "
+                   "az_progressivity, az_trainability and log_flops, also their AZ-NAS aggregate az_nas).")
 @click.option("--width", "C", type=int, default=None, help="Network width C (default: the space's, 16 for NB201).")
 @click.option("--layers", type=int, default=None, help="Cells per stage (default: the space's, 5 for NB201).")
 @click.option("--batch-norm", type=click.Choice(["frozen", "eval", "train"]), default="frozen", show_default=True,
@@ -49,7 +50,7 @@ def plot_scores(ground_truth: Path, arch_column: str, accuracy_column: str, spac
     Writes OUT/scores.csv, OUT/correlations.csv (Kendall tau, Spearman rho; higher = better predictor)
     and seaborn scatter plots of every score against accuracy.
     """
-    from fne.data.cifar10 import heuristic_batch
+    from fne.data.cifar10 import heuristic_labelled_batch
     from fne.genotopheno.spaces import get_space
     from fne.scoring.fitness import FitnessConfig
     from fne.study.score_study import load_ground_truth, sample_rows, summarise_errors, validate
@@ -63,8 +64,9 @@ def plot_scores(ground_truth: Path, arch_column: str, accuracy_column: str, spac
     names = tuple(name.strip() for name in heuristics.split(",") if name.strip())
     config = FitnessConfig(batch_size=batch_size, repeats=repeats, seed=seed, device=device, batch_norm=batch_norm,
                            memory_budget_mib=memory_budget_mib, heuristics=names, C=C, layers=layers)
-    images = heuristic_batch(data_dir, batch_size, seed)
-    result = validate(space, table, arch_column, accuracy_column, images, config, out, cache_path, progress)
+    images, labels = heuristic_labelled_batch(data_dir, batch_size, seed)  # labels: for zico's loss
+    result = validate(space, table, arch_column, accuracy_column, images, config, out, cache_path, progress,
+                      labels=labels)
     click.echo(result.correlations.to_string(index=False, float_format=lambda v: f"{v:+.4f}"))
     errors = summarise_errors(result.scores)
     for reason, count in sorted(errors.items(), key=lambda item: -item[1]):

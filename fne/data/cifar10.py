@@ -41,11 +41,8 @@ IMAGE_SHAPE = (32, 32, 3)
 _ROW_BYTES = 3072
 _LAYOUT = f"{FOLDER_NAME}/ with {', '.join(TRAIN_FILES)}, {TEST_FILES[0]} and {META_FILE}"
 # The only globals a CIFAR pickle needs (Python 2 official files, or numpy 1.x/2.x re-pickles).
-_ALLOWED_GLOBALS = {
-    (module, name)
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
-    for name in ("_reconstruct", "scalar")
-} | {
+_ALLOWED_GLOBALS = {(module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+                    for name in ("_reconstruct", "scalar")} | {
     ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
     ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
 }
@@ -320,7 +317,13 @@ def iterate_batches(arrays: CifarArrays, batch_size: int, rng_or_seed: np.random
 def heuristic_batch(data_dir: str | Path | None, batch_size: int, seed: int,
                     device: str | torch.device = "cpu") -> torch.Tensor:
     """x of a class-balanced, seeded batch of training images: the input of the training-free heuristics."""
-    return to_tensor(subset(load_cifar10(data_dir, "train"), batch_size, seed), device)[0]
+    return heuristic_labelled_batch(data_dir, batch_size, seed, device)[0]
+
+
+def heuristic_labelled_batch(data_dir: str | Path | None, batch_size: int, seed: int,
+                             device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y) of heuristic_batch's class-balanced, seeded batch: the images and their labels (for ZiCo's loss)."""
+    return to_tensor(subset(load_cifar10(data_dir, "train"), batch_size, seed), device)
 
 
 # ---------------------------------------------------------------- download

@@ -132,6 +132,10 @@ class NB201Network(nn.Module):
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C_prev, num_classes)
 
+    def blocks(self) -> list[nn.Module]:
+        """The feature stages in forward order, stem then every cell: what block-wise scores (AZ-NAS) hook."""
+        return [self.stem, *self.cells]
+
     def set_drop_path(self, prob: float) -> None:
         """Interface parity with the DARTS Network: NB201 trains without drop-path, so this is a no-op."""
 

@@ -103,6 +103,10 @@ class Network(nn.Module):
         self.classifier = nn.Linear(C_prev, num_classes)
         self.drop_path_prob = 0.0
 
+    def blocks(self) -> list[nn.Module]:
+        """The feature stages in forward order, stem then every cell: what block-wise scores (AZ-NAS) hook."""
+        return [self.stem, *self.cells]
+
     def set_drop_path(self, prob: float) -> None:
         """Set the drop-path probability of every cell (DARTS schedules it linearly over epochs)."""
         self.drop_path_prob = prob

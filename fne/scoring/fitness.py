@@ -6,7 +6,9 @@ One row per genotype, in input order: genotype, one column per heuristic (all mi
 undefined), params, flops, seconds, device, error ("" if none). Each candidate's network is initialised
 from `candidate_seed(run seed, canonical genotype)`, a stable hash, never from the evaluation order, so
 scores do not depend on order, batching or which worker evaluates them. The heuristics themselves
-(registry, definitions, sources) are in heuristics.py; the batched Jacobian machinery in jacobians.py.
+(registry, definitions, sources) are in heuristics.py and one file per score family (az_nas.py, meco.py,
+swap.py, zico.py, synflow.py, complexity.py); the batched Jacobian machinery in jacobians.py. Pass the
+batch's `labels` for the loss-based scores (zico); aggregation.py combines scores across candidates.
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ from fne.device import resolve_device
 from fne.errors import ConfigError
 from fne.genotopheno.network import count_flops, count_parameters
 from fne.genotopheno.spaces import SearchSpace
+from fne.scoring import az_nas, complexity, meco, swap, synflow, zico  # noqa: F401 - importing registers them
+from fne.scoring.aggregation import AZ_NAS_SCORES
 from fne.scoring.heuristics import (
     HEURISTICS,
+    LABEL_NEEDS,
     NTK_METHODS,
     HeuristicContext,
     ProbeSettings,
@@ -38,12 +43,16 @@ from fne.scoring.heuristics import (
 )
 from fne.scoring.jacobians import NORM_MODES, ActivationBytes
 
-__all__ = ["DEFAULT_HEURISTICS", "HEURISTICS", "FitnessConfig", "candidate_seed", "register_heuristic",
-           "score_genotypes", "score_network"]
+__all__ = ["DEFAULT_HEURISTICS", "HEURISTICS", "RECOMMENDED_HEURISTICS", "FitnessConfig", "candidate_seed",
+           "needs_labels", "register_heuristic", "score_genotypes", "score_network"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HEURISTICS = ("ntk", "linear_regions", "grad_corr")
+# AZ-NAS's four plus MeCo and synflow: no labels needed, about one forward+backward together
+# (benchmarks/bench_heuristics.py), and their AZ-NAS log-rank aggregate (aggregation.az_nas_log_rank)
+# ranked 100 sampled NB201 nets at Spearman 0.93 where the three defaults' rank sum reaches 0.78 on 1,000.
+RECOMMENDED_HEURISTICS = (*AZ_NAS_SCORES, "meco", "synflow")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -57,7 +66,7 @@ class FitnessConfig:
     device: str = "auto"
     heuristics: tuple[str, ...] = DEFAULT_HEURISTICS
     memory_budget_mib: float = 2048.0  # peak activation + Jacobian memory of one probe
-    batch_norm: str = "frozen"  # see jacobians.NORM_MODES
+    batch_norm: str = "frozen"  # see jacobians.NORM_MODES (batch-level scores: heuristics.batch_level_mode)
     ntk_method: str = "auto"  # "auto" (one-pass hooks, else torch.func), "hooks", "vmap" or "loop"
     dtype: str = "float32"
     C: int | None = None  # network width / depth overrides (None: the space's defaults)
@@ -97,9 +106,19 @@ def _check_heuristics(names: Sequence[str]) -> None:
         raise ConfigError(f"unknown heuristic(s) {', '.join(unknown)}; registered: {', '.join(HEURISTICS)}")
 
 
+def needs_labels(names: Sequence[str]) -> bool:
+    """Whether any of the named heuristics needs the labels of the batch (e.g. ZiCo's loss)."""
+    return any(HEURISTICS[name].needs & LABEL_NEEDS for name in names if name in HEURISTICS)
+
+
 def score_network(model: torch.nn.Module, images: torch.Tensor, config: FitnessConfig,
-                  activation_bytes: int | None = None) -> tuple[dict[str, float], dict[str, str]]:
-    """(scores, errors) of one built network: +inf and a reason for every score that is undefined."""
+                  activation_bytes: int | None = None, *, labels: torch.Tensor | None = None, seed: int = 0,
+                  params: int | None = None, flops: int | None = None) -> tuple[dict[str, float], dict[str, str]]:
+    """(scores, errors) of one built network: +inf and a reason for every score that is undefined.
+
+    `labels` (one class per image) serve the loss-based scores, `seed` the probe's random signals;
+    `params` and `flops`, when already counted, save the complexity scores a count.
+    """
     _check_heuristics(config.heuristics)
     wanted = [HEURISTICS[name] for name in config.heuristics]
     needs = frozenset().union(*(h.needs for h in wanted))
@@ -107,12 +126,12 @@ def score_network(model: torch.nn.Module, images: torch.Tensor, config: FitnessC
     errors: dict[str, str] = {}
     settings = config.probe_settings()
     try:
-        probe = probe_network(model, images, needs, settings, activation_bytes)
+        probe = probe_network(model, images, needs, settings, activation_bytes, labels=labels, seed=seed)
     except Exception as error:  # noqa: BLE001 - a broken candidate must not stop a search
         reason = f"probe failed: {type(error).__name__}: {error}".splitlines()[0]
         log.debug("probe failed", exc_info=True)
         return scores, {h.name: reason for h in wanted}
-    context = HeuristicContext(model, images, settings, probe)
+    context = HeuristicContext(model, images, settings, probe, labels, params, flops)
     for heuristic in wanted:
         try:
             value = float(heuristic.fn(context))
@@ -128,26 +147,35 @@ def score_network(model: torch.nn.Module, images: torch.Tensor, config: FitnessC
 
 
 def score_genotypes(space: SearchSpace, genotypes: Sequence[str], images: torch.Tensor, config: FitnessConfig,
-                    progress: bool = False) -> pd.DataFrame:
-    """Score genotypes (in input order) on the first config.batch_size images; one DataFrame row each."""
+                    progress: bool = False, labels: torch.Tensor | None = None) -> pd.DataFrame:
+    """Score genotypes (in input order) on the first config.batch_size images; one DataFrame row each.
+
+    `labels` (the class of each image) are needed by the loss-based scores (zico); without them those are
+    +inf with the reason.
+    """
     _check_heuristics(config.heuristics)
     if images.dim() != 4 or images.shape[0] < config.batch_size:
         raise ConfigError(f"images of shape {tuple(images.shape)}: expected (N, C, H, W) with N >= batch_size="
                           f"{config.batch_size}")
+    if labels is not None and (labels.dim() != 1 or labels.shape[0] < config.batch_size):
+        raise ConfigError(f"labels of shape {tuple(labels.shape)}: expected (N,) with N >= batch_size="
+                          f"{config.batch_size}")
     device = resolve_device(config.device)
     dtype = DTYPES[config.dtype]
     batch = images[:config.batch_size].to(device=device, dtype=dtype)
+    if labels is not None:
+        labels = labels[:config.batch_size].to(device=device, dtype=torch.long)
     canonical = [space.canonical(g) for g in genotypes]  # GenotypeError up front, before any work
     rows = []
     for genotype, key in tqdm(list(zip(genotypes, canonical, strict=True)), desc="scoring", unit="arch",
                               disable=not progress, leave=False):
-        rows.append(_score_one(space, genotype, key, batch, config, device, dtype))
+        rows.append(_score_one(space, genotype, key, batch, labels, config, device, dtype))
     columns = ["genotype", *config.heuristics, "params", "flops", "seconds", "device", "error"]
     return pd.DataFrame(rows, columns=columns)
 
 
-def _score_one(space: SearchSpace, genotype: str, canonical: str, batch: torch.Tensor, config: FitnessConfig,
-               device: torch.device, dtype: torch.dtype) -> dict[str, object]:
+def _score_one(space: SearchSpace, genotype: str, canonical: str, batch: torch.Tensor, labels: torch.Tensor | None,
+               config: FitnessConfig, device: torch.device, dtype: torch.dtype) -> dict[str, object]:
     start = time.perf_counter()
     per_repeat: dict[str, list[float]] = {name: [] for name in config.heuristics}
     errors: dict[str, str] = {}
@@ -166,7 +194,8 @@ def _score_one(space: SearchSpace, genotype: str, canonical: str, batch: torch.T
         if repeat == 0:
             params = count_parameters(model)
             flops, activation_bytes = _flops_and_activation_bytes(model, batch)
-        scores, failed = score_network(model, batch, config, activation_bytes)
+        scores, failed = score_network(model, batch, config, activation_bytes, labels=labels, seed=seed,
+                                       params=params, flops=flops if flops >= 0 else None)
         for name, value in scores.items():
             per_repeat[name].append(value)
         for name, reason in failed.items():

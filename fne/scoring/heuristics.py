@@ -4,9 +4,11 @@ Every score is MINIMISED (lower predicts higher accuracy). A score that is undef
 (singular kernel, NaN, a constant Jacobian) is +inf, the worst, and the reason is recorded, so a search
 never crashes on a degenerate candidate.
 
-The three built-in scores share one probe of the network on a batch of N real images (see
+The three scores defined here share one probe of the network on a batch of N real images (see
 `probe_network`): one forward + one backward, in which BatchNorm uses the batch's own statistics held
 constant ("frozen", see jacobians.py), gives the ReLU codes, the empirical NTK and the input Jacobian.
+The other built-in scores (AZ-NAS, MeCo, SWAP, ZiCo, synflow, complexity) live in one file each and ask
+the same probe for what they measure (probe_features.py, probe_gradients.py); fitness.py imports them.
 Users add a score with `@register_heuristic("name", needs=(...))` on `fn(context) -> float`.
 """
 
@@ -34,10 +36,15 @@ from fne.scoring.jacobians import (
     ntk_gram_vmap,
 )
 from fne.scoring.per_sample_grads import UnsupportedModel, ntk_by_layer_hooks
+from fne.scoring.probe_features import FEATURE_NEEDS, FeatureProbe, probe_features
+from fne.scoring.probe_gradients import loss_gradients, synflow_by_layer
 
 log = logging.getLogger(__name__)
 
-NEEDS = ("ntk", "hamming", "input_grads")  # what a heuristic may ask the probe for
+# What a heuristic may ask the probe for: the per-sample Jacobian kinds, then one hooked forward's
+# (probe_features.FEATURE_NEEDS), then the passes of their own (probe_gradients.py).
+NEEDS = ("ntk", "hamming", "input_grads", *FEATURE_NEEDS, "loss_grads", "synflow")
+LABEL_NEEDS = frozenset({"loss_grads"})  # undefined without the labels of the batch
 NTK_METHODS = ("auto", "hooks", "vmap", "loop")
 GRAD_CORR_EPSILON = 1e-5  # Mellor et al. v1 `eval_score`: k = 1e-5 keeps log and 1/v finite
 
@@ -64,6 +71,9 @@ class NetworkProbe:
     relu_units: int = 0
     input_grads: np.ndarray | None = None  # float64 N x D, d(sum of sample i's logits)/d(x_i)
     ntk_method: str = ""  # which implementation produced the NTK
+    features: FeatureProbe | None = None  # the hooked forward's measurements (probe_features.py)
+    loss_grads: tuple[np.ndarray, ...] | None = None  # ZiCo: per weight, (splits, numel); None without labels
+    synflow: np.ndarray | None = None  # per Conv2d/Linear weight, sum |theta * dR/dtheta|
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,9 @@ class HeuristicContext:
     images: torch.Tensor
     settings: ProbeSettings
     probe: NetworkProbe
+    labels: torch.Tensor | None = None  # class of each image, for the scores that need a loss
+    params: int | None = None  # trainable parameters and FLOPs, when the caller has counted them
+    flops: int | None = None
 
 
 @dataclass(frozen=True)
@@ -109,34 +122,68 @@ def unregister_heuristic(name: str) -> None:
 
 # ---------------------------------------------------------------- the shared probe
 def probe_network(model: nn.Module, images: torch.Tensor, needs: Iterable[str],
-                  settings: ProbeSettings = ProbeSettings(), activation_bytes: int | None = None) -> NetworkProbe:
+                  settings: ProbeSettings = ProbeSettings(), activation_bytes: int | None = None, *,
+                  labels: torch.Tensor | None = None, seed: int = 0) -> NetworkProbe:
     """Measure what the heuristics need in as few passes as possible (one forward+backward by default).
 
-    `activation_bytes` (per sample, see jacobians.ActivationBytes) saves the forward that estimates it.
+    `activation_bytes` (per sample, see jacobians.ActivationBytes) saves the forward that estimates it;
+    `labels` (one class per image) enable the loss-based kinds, `seed` draws the probe's random signals.
     """
     needs = frozenset(needs)
     if settings.batch_norm not in NORM_MODES:
         raise ValueError(f"batch_norm {settings.batch_norm!r} is not one of {NORM_MODES}")
-    n = images.shape[0]
-    hamming = HammingKernel(n, images.device) if "hamming" in needs else None
+    hamming = HammingKernel(images.shape[0], images.device) if "hamming" in needs else None
+    feature_needs = needs & set(FEATURE_NEEDS)
+    mode = batch_level_mode(settings.batch_norm)
+    # NASWOT's codes ride on the Jacobian pass when there is one (as before), else on the feature forward
+    # when that runs in the same BatchNorm mode (so the codes never depend on what else is asked for).
+    shared = hamming is not None and bool(feature_needs) and mode == settings.batch_norm
+    jacobian_pass = bool(needs & {"ntk", "input_grads"}) or (hamming is not None and not shared)
     kernel = grads = None
     method = ""
-    if "ntk" in needs:
-        kernel, grads, method = _probe_ntk(model, images, settings, hamming, "input_grads" in needs,
-                                           activation_bytes)
-    elif "input_grads" in needs:
-        with batch_norm_mode(model, settings.batch_norm), _recording(hamming, model):
-            grads = input_jacobian(model, images)
-    elif hamming is not None:
-        with torch.no_grad(), batch_norm_mode(model, settings.batch_norm), hamming.recording(model):
-            model(images)
+    if jacobian_pass:
+        kernel, grads, method = _probe_jacobians(model, images, needs, settings, hamming, activation_bytes)
+    features = None
+    if feature_needs:
+        features = probe_features(model, images, feature_needs, mode, seed, None if jacobian_pass else hamming)
+    loss_grads = None
+    if "loss_grads" in needs and labels is not None:  # without labels the heuristic reports why
+        loss_grads = loss_gradients(model, images, labels, mode)
     return NetworkProbe(
         ntk_kernel=kernel,
         hamming_kernel=hamming.kernel.cpu().numpy() if hamming is not None else None,
         relu_units=hamming.units if hamming is not None else 0,
         input_grads=grads.double().cpu().numpy() if grads is not None else None,
         ntk_method=method,
+        features=features,
+        loss_grads=loss_grads,
+        synflow=synflow_by_layer(model, images.shape[1:]) if "synflow" in needs else None,
     )
+
+
+def batch_level_mode(batch_norm: str) -> str:
+    """BatchNorm mode of the batch-level passes (features, loss gradients) under the probe's `batch_norm`.
+
+    "frozen" exists so that per-sample Jacobians are defined; the batch-level scores need no per-sample
+    independence and their references (AZ-NAS, MeCo, SWAP, ZiCo) run BatchNorm in train mode. Train mode
+    (running statistics untouched) has the same forward values as "frozen" and differentiates through the
+    batch statistics as those references do, at a cheaper forward. "eval" and "train" apply as they are.
+    """
+    return "train" if batch_norm == "frozen" else batch_norm
+
+
+def _probe_jacobians(model: nn.Module, images: torch.Tensor, needs: frozenset[str], settings: ProbeSettings,
+                     hamming: HammingKernel | None, activation_bytes: int | None
+                     ) -> tuple[np.ndarray | None, torch.Tensor | None, str]:
+    # The original probe of the three Jacobian scores, unchanged: NTK (+ input grads), or input grads, or codes.
+    if "ntk" in needs:
+        return _probe_ntk(model, images, settings, hamming, "input_grads" in needs, activation_bytes)
+    if "input_grads" in needs:
+        with batch_norm_mode(model, settings.batch_norm), _recording(hamming, model):
+            return None, input_jacobian(model, images), ""
+    with torch.no_grad(), batch_norm_mode(model, settings.batch_norm), _recording(hamming, model):
+        model(images)
+    return None, None, ""
 
 
 def _recording(hamming: HammingKernel | None, model: nn.Module) -> AbstractContextManager:

@@ -70,8 +70,11 @@ def batch_norm_mode(model: nn.Module, mode: str, stats: BatchStats | None = None
     try:
         if mode == "train":
             model.train()
-            for m in layers:  # do not let the probing forwards move the running statistics
-                m.momentum = 0.0
+            for m in layers:
+                # Without running buffers train mode normalises with the batch statistics as ever and updates
+                # nothing: running statistics and batch count stay as they were, even on a non-finite batch.
+                m.running_mean = m.running_var = None
+                m.track_running_stats = False
         else:
             model.eval()
         if mode == "eval":

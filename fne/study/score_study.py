@@ -24,9 +24,9 @@ from tqdm.auto import tqdm
 
 from fne.data.ground_truth import read_ground_truth
 from fne.errors import DataError
-from fne.evolution import selection
 from fne.genotopheno.spaces import SearchSpace
-from fne.scoring.fitness import FitnessConfig, score_genotypes
+from fne.scoring.aggregation import AZ_NAS_SCORES, az_nas_log_rank, linear_rank_sum
+from fne.scoring.fitness import FitnessConfig, needs_labels, score_genotypes
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,19 @@ def sample_rows(table: pd.DataFrame, sample: int | None, seed: int) -> pd.DataFr
     return table.iloc[chosen].reset_index(drop=True)
 
 
-def settings_key(config: FitnessConfig, images: torch.Tensor, space_name: str) -> str:
-    """Hash of everything a score depends on: config (not device/budget/method), space and image bytes."""
+def settings_key(config: FitnessConfig, images: torch.Tensor, space_name: str,
+                 labels: torch.Tensor | None = None) -> str:
+    """Hash of everything a score depends on: config (not device/budget/method), space, image (and label) bytes.
+
+    The labels count only when a requested heuristic needs them, so label-free studies keep their keys.
+    """
     fields = asdict(config)
     for irrelevant in ("device", "memory_budget_mib", "ntk_method"):
         fields.pop(irrelevant)
     digest = hashlib.sha256(images[:config.batch_size].detach().cpu().numpy().tobytes()).hexdigest()[:16]
+    if labels is not None and needs_labels(config.heuristics):
+        label_bytes = labels[:config.batch_size].detach().cpu().to(torch.int64).numpy().tobytes()
+        fields["labels"] = hashlib.sha256(label_bytes).hexdigest()[:16]
     text = json.dumps({"space": space_name, "images": digest, **fields}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -119,15 +126,16 @@ class ScoreCache:
 
 
 def score_with_cache(space: SearchSpace, genotypes: Sequence[str], images: torch.Tensor, config: FitnessConfig,
-                     cache: ScoreCache | None, progress: bool = True) -> pd.DataFrame:
-    """score_genotypes, one architecture at a time, skipping (and filling) the cache."""
+                     cache: ScoreCache | None, progress: bool = True, labels: torch.Tensor | None = None
+                     ) -> pd.DataFrame:
+    """score_genotypes, one architecture at a time, skipping (and filling) the cache; labels serve zico."""
     canonical = [space.canonical(g) for g in genotypes]
     todo = [c for c in dict.fromkeys(canonical) if cache is None or c not in cache]
     log.info("%d architectures, %d cached, %d to score", len(set(canonical)), len(set(canonical)) - len(todo),
              len(todo))
     fresh: dict[str, dict] = {}
     for genotype in tqdm(todo, desc="scoring", unit="arch", disable=not progress):
-        row = score_genotypes(space, [genotype], images, config).iloc[0].to_dict()
+        row = score_genotypes(space, [genotype], images, config, labels=labels).iloc[0].to_dict()
         row = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
         fresh[genotype] = row
         if cache is not None:
@@ -137,8 +145,8 @@ def score_with_cache(space: SearchSpace, genotypes: Sequence[str], images: torch
 
 
 def rank_combined(scores: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
-    """TE-NAS's combination (selection.rank_combined) as a Series aligned with `scores`, minimised."""
-    return pd.Series(selection.rank_combined(scores, columns), index=scores.index)
+    """TE-NAS's combination (aggregation.linear_rank_sum, the search's too) as a Series aligned with `scores`."""
+    return pd.Series(linear_rank_sum(scores, columns), index=scores.index)
 
 
 def oriented(values: pd.Series, name: str) -> pd.Series:
@@ -181,21 +189,27 @@ class ValidationResult:
 
 def validate(space: SearchSpace, table: pd.DataFrame, arch_column: str, accuracy_column: str,
              images: torch.Tensor, config: FitnessConfig, out: str | Path, cache_path: str | Path | None = None,
-             progress: bool = True, figures: bool = True) -> ValidationResult:
-    """Score every architecture of `table`, correlate with accuracy, write scores.csv, correlations.csv, PNGs."""
+             progress: bool = True, figures: bool = True, labels: torch.Tensor | None = None) -> ValidationResult:
+    """Score every architecture of `table`, correlate with accuracy, write scores.csv, correlations.csv, PNGs.
+
+    With AZ-NAS's four scores among the heuristics, their log-rank aggregate is reported as `az_nas`.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    key = settings_key(config, images, space.name)
+    key = settings_key(config, images, space.name, labels)
     cache = ScoreCache(cache_path if cache_path is not None else out / "score_cache.jsonl", key)
-    scored = score_with_cache(space, [str(a) for a in table[arch_column]], images, config, cache, progress)
+    scored = score_with_cache(space, [str(a) for a in table[arch_column]], images, config, cache, progress, labels)
     heuristics = list(config.heuristics)
     result = table[[arch_column, accuracy_column]].reset_index(drop=True).copy()
     for column in [*heuristics, *BASELINES]:
         result[column] = scored[column].to_numpy()
     result["rank_combined"] = rank_combined(result, heuristics)
+    names = [*heuristics, *BASELINES, "rank_combined"]
+    if set(AZ_NAS_SCORES) <= set(heuristics):
+        result["az_nas"] = az_nas_log_rank(result, AZ_NAS_SCORES)
+        names.append("az_nas")
     result["seconds"] = scored["seconds"].to_numpy()
     result["error"] = scored["error"].fillna("").to_numpy()
-    names = [*heuristics, *BASELINES, "rank_combined"]
     extra = {}
     if len(heuristics) > 2:  # the pairs as well, for the report (TE-NAS combines ntk + linear_regions)
         for i, a in enumerate(heuristics):
