@@ -7,12 +7,12 @@ import math
 import fne
 from fne.api import SearchConfig, score_candidates
 from fne.evolution.evaluation import FunctionEvaluator
-from tests.evolution.test_search import toy_score
+from tests.evolution.test_search import ORIGINAL, toy_score
 
 
 def test_search_in_one_call_equals_the_loop_driven_by_hand(tmp_path):
-    settings = dict(space="nb201", population=4, offspring=3, generations=2, tournament_every=0, seed=7)
-    evaluator = FunctionEvaluator(toy_score, SearchConfig().heuristics)
+    settings = dict(**ORIGINAL, space="nb201", population=4, offspring=3, generations=2, tournament_every=0, seed=7)
+    evaluator = FunctionEvaluator(toy_score, ORIGINAL["heuristics"])
     result = fne.search(out=tmp_path / "run", evaluator=evaluator, **settings)
     assert result.completed_generation == 2 and result.best is not None
     assert len(result.history) == 4 + 3 + 3

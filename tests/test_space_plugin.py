@@ -158,7 +158,7 @@ def test_a_search_runs_in_the_plugin_space(chain_run, chain_space):
     history = pd.read_csv(chain_run.run_dir / "history.csv")
     assert set(history["generation"]) == {0, 1, 2} and len(history) == 12
     assert history["genotype"].map(chain_space.canonical).eq(history["genotype"]).all()
-    assert np.isfinite(history["ntk"]).any() and (history["params"] > 0).all()  # real scores of real networks
+    assert np.isfinite(history["az_expressivity"]).any() and (history["params"] > 0).all()  # real scores, real nets
     tournaments = pd.read_csv(chain_run.run_dir / "tournaments.csv")
     assert set(tournaments["generation"]) == {2} and len(tournaments) == 2
     assert chain_run.best is not None and chain_space.canonical(chain_run.best["genotype"])

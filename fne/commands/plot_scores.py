@@ -8,6 +8,8 @@ import click
 
 from fne.atomic import output_file, output_folder
 from fne.cli_options import device_option, threads_option
+from fne.scoring.aggregation import AGGREGATES
+from fne.scoring.fitness import DEFAULT_HEURISTICS
 
 DEFAULT_GROUND_TRUTH = Path("../shared/data/nb201/nb201_cifar10.csv")
 
@@ -24,9 +26,12 @@ DEFAULT_GROUND_TRUTH = Path("../shared/data/nb201/nb201_cifar10.csv")
               help="Seed of the subset, the image batch and every network init.")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Real CIFAR-10 images per probe.")
 @click.option("--repeats", type=int, default=1, show_default=True, help="Inits per architecture (averaged).")
-@click.option("--heuristics", default="ntk,linear_regions,grad_corr", show_default=True,
-              help="Comma-separated registered heuristics to score and rank-combine (with az_expressivity, "
-                   "az_progressivity, az_trainability and log_flops, also their AZ-NAS aggregate az_nas).")
+@click.option("--heuristics", default=",".join(DEFAULT_HEURISTICS), show_default=True,
+              help="Comma-separated registered heuristics to score and rank-combine (the original method's three: "
+                   "ntk,linear_regions,grad_corr; with az_expressivity, az_progressivity, az_trainability and "
+                   "log_flops, also their AZ-NAS aggregate az_nas).")
+@click.option("--aggregate", type=click.Choice(list(AGGREGATES)), default="az_nas", show_default=True,
+              help="How rank_combined aggregates the heuristics' ranks (the search's --aggregate).")
 @click.option("--width", "C", type=int, default=None, help="Network width C (default: the space's, 16 for NB201).")
 @click.option("--layers", type=int, default=None, help="Cells per stage (default: the space's, 5 for NB201).")
 @click.option("--batch-norm", type=click.Choice(["frozen", "eval", "train"]), default="frozen", show_default=True,
@@ -42,7 +47,8 @@ DEFAULT_GROUND_TRUTH = Path("../shared/data/nb201/nb201_cifar10.csv")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def plot_scores(ground_truth: Path, arch_column: str, accuracy_column: str, space_name: str, sample: int, seed: int,
-                batch_size: int, repeats: int, heuristics: str, C: int | None, layers: int | None, batch_norm: str,
+                batch_size: int, repeats: int, heuristics: str, aggregate: str, C: int | None, layers: int | None,
+                batch_norm: str,
                 data_dir: Path | None, device: str, memory_budget_mib: float,
                 cache_path: Path | None, out: Path, progress: bool) -> None:
     """Score architectures of a ground-truth CSV with the heuristics and rank-correlate them with accuracy.
@@ -66,7 +72,7 @@ def plot_scores(ground_truth: Path, arch_column: str, accuracy_column: str, spac
                            memory_budget_mib=memory_budget_mib, heuristics=names, C=C, layers=layers)
     images, labels = heuristic_labelled_batch(data_dir, batch_size, seed)  # labels: for zico's loss
     result = validate(space, table, arch_column, accuracy_column, images, config, out, cache_path, progress,
-                      labels=labels)
+                      labels=labels, aggregate=aggregate)
     click.echo(result.correlations.to_string(index=False, float_format=lambda v: f"{v:+.4f}"))
     errors = summarise_errors(result.scores)
     for reason, count in sorted(errors.items(), key=lambda item: -item[1]):

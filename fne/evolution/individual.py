@@ -13,7 +13,7 @@ they apply, selected, selection and best.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,10 +106,24 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def objective_matrix_of(individuals: Sequence[Individual], objectives: Sequence[str]) -> np.ndarray:
-    """(n, m) float matrix of the individuals' minimised objectives (non-finite values left as they are)."""
-    return np.array([[ind.objective(name) for name in objectives] for ind in individuals], dtype=float
-                    ).reshape(len(individuals), len(objectives))
+def objective_matrix_of(individuals: Sequence[Individual], objectives: Sequence[str],
+                        ranking: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """(n, m) float matrix of the individuals' minimised objectives (non-finite values left as they are).
+
+    An objective "a+b+c" is a group of scores: its value is `ranking` (the search's rank aggregate) of
+    those scores within this set of individuals, so a few decorrelated groups can be Pareto objectives.
+    """
+    columns = []
+    for name in objectives:
+        members = name.split("+")
+        values = np.array([[ind.objective(m) for m in members] for ind in individuals], dtype=float
+                          ).reshape(len(individuals), len(members))
+        if len(members) > 1:
+            if ranking is None:
+                raise ValueError(f"objective {name!r} groups scores: it needs a ranking to aggregate them")
+            values = np.asarray(ranking(values), dtype=float).reshape(len(individuals), 1)
+        columns.append(values[:, 0])
+    return np.column_stack(columns) if columns else np.zeros((len(individuals), 0))
 
 
 def column_order(frame: pd.DataFrame, score_names: Sequence[str]) -> list[str]:

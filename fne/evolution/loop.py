@@ -52,7 +52,7 @@ class Decorations:
 def decorate(individuals: Sequence[Individual], objectives: Sequence[str], ranked: Sequence[str],
              ranking: Ranking) -> Decorations:
     """Fronts and crowding over `objectives`, and the aggregate of the `ranked` scores, within this pool."""
-    survival = survive(objective_matrix_of(individuals, objectives), len(individuals))
+    survival = survive(objective_matrix_of(individuals, objectives, ranking), len(individuals))
     aggregate = ranking(objective_matrix_of(individuals, ranked)) if individuals else np.zeros(0)
     return Decorations(survival.front, survival.crowding, np.asarray(aggregate, dtype=float))
 
@@ -198,4 +198,4 @@ class Evolution:
 
 def default_pareto(config: SearchConfig) -> ParetoSurvival:
     """Pareto survival on the config's objectives."""
-    return ParetoSurvival(config.objectives)
+    return ParetoSurvival(config.objectives, config.ranking())

@@ -170,9 +170,11 @@ def run_space(config: dict[str, Any]) -> str:
 
 
 def run_objectives(config: dict[str, Any], columns: Any, ranked: bool = False) -> tuple[str, ...]:
-    """A run's minimised columns: all Pareto objectives, or (ranked=True) the scores its aggregate ranks."""
+    """A run's minimised columns: all Pareto objectives' columns, or (ranked=True) the scores its aggregate ranks."""
     heuristics = config.get("heuristics") or config.get("search", {}).get("heuristics") or LEGACY_HEURISTICS
     named = heuristics if ranked else (config.get("objectives") or heuristics)
+    # A grouped objective "a+b" is a rank aggregate within each pool, not a column: report its members.
+    named = tuple(dict.fromkeys(member for name in named for member in name.split("+")))
     present = tuple(name for name in named if name in columns)
     if not present:
         raise CheckpointError(f"run tables have none of the objective columns {list(named)}")

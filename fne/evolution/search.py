@@ -98,10 +98,13 @@ def build_evolution(space: SearchSpace, config: SearchConfig, listener: Any = No
     if config.tournament_every:
         tournament = TournamentSurvival(space, config.tournament_config(), _Lazy(lambda: tournament_tensors(config)),
                                         lambda generation, number: derived_seed(config.seed, generation, number),
-                                        resolve_device(config.device), config.objectives, listener)
+                                        resolve_device(config.device), config.objectives, listener,
+                                        ranking=config.ranking(), ranked=config.heuristics,
+                                        prior_weight=config.tournament_prior)
     budget = SizeBudget(config.max_params, config.max_flops)
     fits = BudgetCheck(space, budget).fits if budget.active else None
-    return Evolution(space, config, ParetoSurvival(config.objectives), tournament, config.ranking(), fits)
+    return Evolution(space, config, ParetoSurvival(config.objectives, config.ranking()), tournament,
+                     config.ranking(), fits)
 
 
 def score_candidates(candidates: Sequence[Candidate], evaluator: Evaluator, heuristics: Sequence[str],

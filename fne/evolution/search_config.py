@@ -13,22 +13,19 @@ from fne.config_meta import cli
 from fne.data.cifar10 import find_cifar10_dir
 from fne.errors import CheckpointError, ConfigError, DataError
 from fne.evolution import rundir
-from fne.evolution.selection import rank_combined
 from fne.evolution.tournament import TournamentConfig
 from fne.genotopheno.spaces import SPACES
+from fne.scoring.aggregation import AGGREGATES
 from fne.scoring.fitness import DEFAULT_HEURISTICS, HEURISTICS, FitnessConfig
 from fne.version import __version__
 
 EXTRA_OBJECTIVES = ("params", "flops")
 FINAL_PICKS = ("population", "evaluated")
-
-
-def linear_rank_sum(F: np.ndarray) -> np.ndarray:
-    """TE-NAS's rank combination: the sum of each candidate's ranks (1 = best) over the score columns."""
-    return rank_combined(F, None)
-
-
-AGGREGATES: dict[str, Callable[[np.ndarray], np.ndarray]] = {"linear": linear_rank_sum}
+# Pareto objectives of the default scores: three families, each the rank aggregate of its members within the
+# pool (activation statistics of one forward, gradient statistics, size). Seven objectives of their own
+# would leave about half of every pool non-dominated (report/heuristics/aggregation.md), i.e. almost no
+# selection pressure; three groups keep it while still rewarding different strengths.
+DEFAULT_OBJECTIVES = ("az_expressivity+az_progressivity+meco+swap", "az_trainability+zico", "log_flops")
 
 
 @dataclass(frozen=True)
@@ -55,6 +52,10 @@ class SearchConfig:
         flag="--tournament-width", min=1, per_space=True))
     tournament_batch_size: int | None = field(default=None, metadata=cli(
         "Images per tournament training step.", min=1, per_space=True))
+    tournament_prior: float = field(default=0.0, metadata=cli(
+        "Weight w of the heuristic prior in a tournament: the winner maximises log softmax(alpha) - w * r, r in "
+        "[0, 1] its rank by rank_combined in its group (0: the plain max-alpha tournament).", min=0.0,
+        per_space=True))
     tournament_images: int = field(default=2000, metadata=cli(
         "Images drawn from --data-dir for the tournaments, split half/half into training and held-out "
         "(the shipped sample always gives its 1,000).", min=2))
@@ -74,6 +75,10 @@ class SearchConfig:
     heuristics: tuple[str, ...] = field(default=DEFAULT_HEURISTICS, metadata=cli(
         "Comma-separated training-free scores (registered heuristics, all minimised) that survival and "
         "rank_combined use.", choices=None))
+    pareto_objectives: tuple[str, ...] = field(default=DEFAULT_OBJECTIVES, metadata=cli(
+        "Comma-separated Pareto objectives; an objective a+b+c is the rank aggregate of those heuristics within "
+        "each pool. With --heuristics other than the defaults and no objectives given, every heuristic is its "
+        "own objective."))
     extra_objectives: tuple[str, ...] = field(default=(), metadata=cli(
         "Also minimise this (repeatable) in Pareto selection, next to the heuristics.", flag="--extra-objective",
         multiple=True, choices=("params", "flops")))
@@ -86,15 +91,15 @@ class SearchConfig:
     strategy_learning_rate: float = field(default=1.0, metadata=cli(
         "Scale c of the log-normal self-adaptation rates tau = c / sqrt(2n), tau' = c / sqrt(2 sqrt(n)).",
         min=0.0))
-    aggregate: str = field(default="linear", metadata=cli(
-        "How rank_combined aggregates the heuristics' ranks: linear (TE-NAS's rank sum) or the others of "
-        "fne.scoring.aggregation.", choices=lambda: tuple(AGGREGATES)))
+    aggregate: str = field(default="az_nas", metadata=cli(
+        "How rank_combined aggregates the heuristics' ranks: az_nas (AZ-NAS's sum of log ranks) or linear "
+        "(TE-NAS's rank sum).", choices=lambda: tuple(AGGREGATES)))
     max_params: int | None = field(default=None, metadata=cli(
         "Size budget: no candidate whose scored network has more parameters is bred (0: none).", min=0,
         per_space=True))
     max_flops: int | None = field(default=None, metadata=cli(
         "Size budget in FLOPs of the scored network (0: none).", min=0, per_space=True))
-    final_pick: str = field(default="population", metadata=cli(
+    final_pick: str = field(default="evaluated", metadata=cli(
         "The final best is the smallest rank_combined among the final population or everything evaluated.",
         choices=FINAL_PICKS))
 
@@ -105,6 +110,16 @@ class SearchConfig:
                 object.__setattr__(self, name, value)
         object.__setattr__(self, "heuristics", tuple(self.heuristics))
         object.__setattr__(self, "extra_objectives", tuple(self.extra_objectives))
+        objectives = tuple(self.pareto_objectives or ())
+        if objectives == DEFAULT_OBJECTIVES and self.heuristics != DEFAULT_HEURISTICS:
+            objectives = ()  # the default groups are of the default scores
+        object.__setattr__(self, "pareto_objectives", objectives)
+        grouped = [name for group in self.pareto_objectives for name in group.split("+")]
+        if any(name not in self.heuristics for name in grouped):
+            raise ConfigError(f"pareto_objectives {', '.join(self.pareto_objectives)}: every member must be one of "
+                              f"the heuristics {', '.join(self.heuristics)}")
+        if self.tournament_prior is not None and self.tournament_prior < 0:
+            raise ConfigError(f"tournament_prior={self.tournament_prior} must not be negative")
         positive = {"population": self.population, "offspring": self.offspring, "tournament_steps":
                     self.tournament_steps, "tournament_C": self.tournament_C, "tournament_batch_size":
                     self.tournament_batch_size, "tournament_images": self.tournament_images,
@@ -144,8 +159,8 @@ class SearchConfig:
 
     @property
     def objectives(self) -> tuple[str, ...]:
-        """The minimised columns that selection sees: the heuristics, then any extra objectives."""
-        return (*self.heuristics, *self.extra_objectives)
+        """What Pareto survival minimises: the objectives (grouped or not), then any extra objectives."""
+        return (*(self.pareto_objectives or self.heuristics), *self.extra_objectives)
 
     def ranking(self) -> Callable[[np.ndarray], np.ndarray]:
         """The aggregate of minimised scores (n, m) -> (n,), lower is better, that rank_combined reports."""

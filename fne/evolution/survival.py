@@ -66,14 +66,15 @@ class ParetoSurvival:
 
     kind = "pareto"
 
-    def __init__(self, objectives: Sequence[str]):
+    def __init__(self, objectives: Sequence[str], ranking: Callable[[np.ndarray], np.ndarray] | None = None):
         self.objectives = tuple(objectives)
+        self.ranking = ranking  # aggregates grouped objectives ("a+b") within each pool
 
     def select(self, parents: Sequence[Individual], children: Sequence[Individual], n: int,
                rng: np.random.Generator, generation: int) -> Selection:
         """The n Pareto-best of parents + children (no randomness: ties keep input order)."""
         pool = [*parents, *children]
-        chosen = survive(objective_matrix_of(pool, self.objectives), n).selected
+        chosen = survive(objective_matrix_of(pool, self.objectives, self.ranking), n).selected
         return Selection(tuple(chosen), "initial" if not parents else self.kind)
 
 
@@ -84,14 +85,19 @@ class TournamentSurvival:
 
     def __init__(self, space: SearchSpace, config: TournamentConfig, data: Callable[[], tuple[Tensors, Tensors]],
                  seed_of: Callable[[int, int], int], device: torch.device | str, objectives: Sequence[str],
-                 listener: TournamentListener | None = None):
+                 listener: TournamentListener | None = None, *,
+                 ranking: Callable[[np.ndarray], np.ndarray] | None = None, ranked: Sequence[str] = (),
+                 prior_weight: float = 0.0):
         self.space = space
         self.config = config
         self.data = data  # called on first use: (train, held_out) tensors
         self.seed_of = seed_of  # (generation, tournament number) -> torch seed
         self.device = device
-        self.pareto = ParetoSurvival(objectives)
+        self.pareto = ParetoSurvival(objectives, ranking)
         self.listener = listener
+        # The winner maximises log softmax(alpha)_i - prior_weight * r_i, r_i in [0, 1] the child's rank in its
+        # group by the aggregate of the `ranked` scores (0 = best): 0 is the plain max-alpha tournament.
+        self.ranking, self.ranked, self.prior_weight = ranking, tuple(ranked), prior_weight
 
     def select(self, parents: Sequence[Individual], children: Sequence[Individual], n: int,
                rng: np.random.Generator, generation: int) -> Selection:
@@ -120,12 +126,23 @@ class TournamentSurvival:
         genotypes = [p.genotype for p in players]
         result = run_tournament(self.space, genotypes, train, held_out, self.config,
                                 self.seed_of(generation, number), self.device)
+        winner = self._winner(players, result.weights, result.winner)
         ids = [p.id for p in players]
         record = {"generation": generation, "tournament": number, "candidates": ";".join(map(str, ids)),
                   "genotypes": ";".join(genotypes), "alphas": json.dumps(list(result.alphas)),
-                  "weights": json.dumps([round(w, 6) for w in result.weights]), "winner": ids[result.winner],
-                  "winner_genotype": genotypes[result.winner], "train_loss": result.train_loss,
+                  "weights": json.dumps([round(w, 6) for w in result.weights]), "winner": ids[winner],
+                  "winner_genotype": genotypes[winner], "train_loss": result.train_loss,
                   "val_loss": result.val_loss, "seconds": result.seconds}
-        log.info("tournament %d.%d: %s -> %s (weights %s)", generation, number, ids, ids[result.winner],
+        log.info("tournament %d.%d: %s -> %s (weights %s)", generation, number, ids, ids[winner],
                  record["weights"])
-        return result.winner, record
+        return winner, record
+
+    def _winner(self, players: Sequence[Individual], weights: Sequence[float], by_alpha: int) -> int:
+        """The max-alpha player, or with a prior weight the best of alpha and the heuristic rank together."""
+        if not self.prior_weight or self.ranking is None or not self.ranked:
+            return by_alpha
+        aggregate = self.ranking(objective_matrix_of(players, self.ranked))
+        order = np.argsort(np.argsort(aggregate, kind="stable"), kind="stable")  # 0 = best
+        ranks = order / max(1, len(players) - 1)
+        logits = np.log(np.clip(np.asarray(weights, dtype=float), 1e-12, None))  # a dead candidate has weight 0
+        return int(np.argmax(logits - self.prior_weight * ranks))

@@ -43,12 +43,19 @@ from fne.scoring.heuristics import (
 )
 from fne.scoring.jacobians import NORM_MODES, ActivationBytes
 
-__all__ = ["DEFAULT_HEURISTICS", "HEURISTICS", "RECOMMENDED_HEURISTICS", "FitnessConfig", "candidate_seed",
-           "needs_labels", "register_heuristic", "score_genotypes", "score_network"]
+__all__ = ["DEFAULT_HEURISTICS", "HEURISTICS", "ORIGINAL_HEURISTICS", "RECOMMENDED_HEURISTICS", "FitnessConfig",
+           "candidate_seed", "needs_labels", "register_heuristic", "score_genotypes", "score_network"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HEURISTICS = ("ntk", "linear_regions", "grad_corr")
+# The original method's three scores (TE-NAS's NTK condition number, NASWOT, jacob_cov): still computed,
+# reported and selectable with heuristics=ORIGINAL_HEURISTICS.
+ORIGINAL_HEURISTICS = ("ntk", "linear_regions", "grad_corr")
+# The default set, one score per family that carried independent signal on 1,000 NB201 nets
+# (experiments/choose_aggregate.py, report/heuristics/aggregation.md): AZ-NAS's four (expressivity,
+# progressivity, trainability, complexity), MeCo (feature correlation), SWAP (activation patterns) and ZiCo
+# (gradient signal-to-noise), aggregated by AZ-NAS's sum of log ranks (aggregation.az_nas_log_rank).
+DEFAULT_HEURISTICS = (*AZ_NAS_SCORES, "meco", "swap", "zico")
 # AZ-NAS's four plus MeCo and synflow: no labels needed, about one forward+backward together
 # (benchmarks/bench_heuristics.py), and their AZ-NAS log-rank aggregate (aggregation.az_nas_log_rank)
 # ranked 100 sampled NB201 nets at Spearman 0.93 where the three defaults' rank sum reaches 0.78 on 1,000.

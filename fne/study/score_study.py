@@ -13,7 +13,7 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +25,12 @@ from tqdm.auto import tqdm
 from fne.data.ground_truth import read_ground_truth
 from fne.errors import DataError
 from fne.genotopheno.spaces import SearchSpace
-from fne.scoring.aggregation import AZ_NAS_SCORES, az_nas_log_rank, linear_rank_sum
-from fne.scoring.fitness import FitnessConfig, needs_labels, score_genotypes
+from fne.scoring.aggregation import AGGREGATES, AZ_NAS_SCORES, az_nas_log_rank, linear_rank_sum
+from fne.scoring.fitness import FitnessConfig, score_genotypes
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: keys without the heuristics; a genotype's lines add up to one row
 BASELINES = ("params", "flops")  # higher = "predicts better"
 
 
@@ -56,15 +56,18 @@ def sample_rows(table: pd.DataFrame, sample: int | None, seed: int) -> pd.DataFr
 
 def settings_key(config: FitnessConfig, images: torch.Tensor, space_name: str,
                  labels: torch.Tensor | None = None) -> str:
-    """Hash of everything a score depends on: config (not device/budget/method), space, image (and label) bytes.
+    """Hash of everything a score depends on but the heuristics asked for: config (not device, budget, method
+    or heuristics), space, image bytes and, when given, label bytes.
 
-    The labels count only when a requested heuristic needs them, so label-free studies keep their keys.
+    The heuristics are left out so that one cache serves every set of them: each row holds the scores
+    computed so far, and a study asking for more scores only computes the missing ones (each score's
+    value does not depend on which others are computed with it: tests/scoring/test_registered.py).
     """
     fields = asdict(config)
-    for irrelevant in ("device", "memory_budget_mib", "ntk_method"):
+    for irrelevant in ("device", "memory_budget_mib", "ntk_method", "heuristics"):
         fields.pop(irrelevant)
     digest = hashlib.sha256(images[:config.batch_size].detach().cpu().numpy().tobytes()).hexdigest()[:16]
-    if labels is not None and needs_labels(config.heuristics):
+    if labels is not None:
         label_bytes = labels[:config.batch_size].detach().cpu().to(torch.int64).numpy().tobytes()
         fields["labels"] = hashlib.sha256(label_bytes).hexdigest()[:16]
     text = json.dumps({"space": space_name, "images": digest, **fields}, sort_keys=True)
@@ -105,14 +108,24 @@ class ScoreCache:
                 and isinstance(record.get("row"), dict)):
             return False
         if record.get("key") == self.key and record.get("format") == CACHE_FORMAT:
-            self.rows[record["genotype"]] = record["row"]
+            self.rows.setdefault(record["genotype"], {}).update(record["row"])  # later lines add scores
         return True
 
     def __contains__(self, genotype: str) -> bool:
         return genotype in self.rows
 
+    def missing(self, genotype: str, names: Sequence[str]) -> list[str]:
+        """The scores among `names` that this cache does not hold for the genotype."""
+        row = self.rows.get(genotype, {})
+        return [name for name in names if name not in row]
+
     def add(self, genotype: str, row: dict) -> None:
         """Append one scored row and flush it to disk."""
+        old = self.rows.get(genotype, {})
+        row = {**old, **row}
+        if old:  # a row completed with more scores: keep both evaluations' errors and time
+            row["error"] = "; ".join(filter(None, (str(old.get("error") or ""), str(row.get("error") or ""))))
+            row["seconds"] = float(old.get("seconds", 0.0)) + float(row.get("seconds", 0.0))
         self.rows[genotype] = row
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # allow_nan: +inf scores are written as Infinity, which json.loads reads back.
@@ -128,18 +141,22 @@ class ScoreCache:
 def score_with_cache(space: SearchSpace, genotypes: Sequence[str], images: torch.Tensor, config: FitnessConfig,
                      cache: ScoreCache | None, progress: bool = True, labels: torch.Tensor | None = None
                      ) -> pd.DataFrame:
-    """score_genotypes, one architecture at a time, skipping (and filling) the cache; labels serve zico."""
+    """score_genotypes, one architecture at a time, computing only the scores the cache lacks (and adding them)."""
     canonical = [space.canonical(g) for g in genotypes]
-    todo = [c for c in dict.fromkeys(canonical) if cache is None or c not in cache]
-    log.info("%d architectures, %d cached, %d to score", len(set(canonical)), len(set(canonical)) - len(todo),
+    names = list(config.heuristics)
+    todo = {c: (names if cache is None else cache.missing(c, names)) for c in dict.fromkeys(canonical)}
+    todo = {c: missing for c, missing in todo.items() if missing}
+    log.info("%d architectures, %d fully cached, %d to score", len(set(canonical)), len(set(canonical)) - len(todo),
              len(todo))
     fresh: dict[str, dict] = {}
-    for genotype in tqdm(todo, desc="scoring", unit="arch", disable=not progress):
-        row = score_genotypes(space, [genotype], images, config, labels=labels).iloc[0].to_dict()
+    for genotype, missing in tqdm(list(todo.items()), desc="scoring", unit="arch", disable=not progress):
+        partial = replace(config, heuristics=tuple(missing))
+        row = score_genotypes(space, [genotype], images, partial, labels=labels).iloc[0].to_dict()
         row = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-        fresh[genotype] = row
         if cache is not None:
             cache.add(genotype, row)
+            row = cache.rows[genotype]
+        fresh[genotype] = row
     rows = [(fresh.get(c) or cache.rows[c]) for c in canonical]
     return pd.DataFrame(rows).assign(genotype=canonical)
 
@@ -189,10 +206,13 @@ class ValidationResult:
 
 def validate(space: SearchSpace, table: pd.DataFrame, arch_column: str, accuracy_column: str,
              images: torch.Tensor, config: FitnessConfig, out: str | Path, cache_path: str | Path | None = None,
-             progress: bool = True, figures: bool = True, labels: torch.Tensor | None = None) -> ValidationResult:
+             progress: bool = True, figures: bool = True, labels: torch.Tensor | None = None,
+             aggregate: str = "az_nas") -> ValidationResult:
     """Score every architecture of `table`, correlate with accuracy, write scores.csv, correlations.csv, PNGs.
 
-    With AZ-NAS's four scores among the heuristics, their log-rank aggregate is reported as `az_nas`.
+    rank_combined is the `aggregate` (aggregation.AGGREGATES) of all the heuristics, as the search ranks them;
+    the other aggregate is reported too (rank_linear or rank_az_nas), and with AZ-NAS's four scores among the
+    heuristics, their own log-rank aggregate as `az_nas` (AZ-NAS's published predictor).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -203,15 +223,18 @@ def validate(space: SearchSpace, table: pd.DataFrame, arch_column: str, accuracy
     result = table[[arch_column, accuracy_column]].reset_index(drop=True).copy()
     for column in [*heuristics, *BASELINES]:
         result[column] = scored[column].to_numpy()
-    result["rank_combined"] = rank_combined(result, heuristics)
+    result["rank_combined"] = AGGREGATES[aggregate](result, heuristics)
     names = [*heuristics, *BASELINES, "rank_combined"]
+    for other in (name for name in AGGREGATES if name != aggregate):
+        result[f"rank_{other}"] = AGGREGATES[other](result, heuristics)
+        names.append(f"rank_{other}")
     if set(AZ_NAS_SCORES) <= set(heuristics):
         result["az_nas"] = az_nas_log_rank(result, AZ_NAS_SCORES)
         names.append("az_nas")
     result["seconds"] = scored["seconds"].to_numpy()
     result["error"] = scored["error"].fillna("").to_numpy()
     extra = {}
-    if len(heuristics) > 2:  # the pairs as well, for the report (TE-NAS combines ntk + linear_regions)
+    if 2 < len(heuristics) <= 4:  # the pairs as well, for the report (TE-NAS combines ntk + linear_regions)
         for i, a in enumerate(heuristics):
             for b in heuristics[i + 1:]:
                 extra[f"rank_{a}+{b}"] = rank_combined(result, [a, b])

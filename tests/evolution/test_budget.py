@@ -11,6 +11,7 @@ from fne.evolution.evaluation import FunctionEvaluator
 from fne.evolution.search import SearchConfig, run_search
 from fne.genotopheno.network import count_parameters
 from fne.genotopheno.spaces import get_space
+from tests.evolution.test_search import ORIGINAL
 
 
 def widest_first(genotype: str) -> dict[str, float]:
@@ -20,14 +21,15 @@ def widest_first(genotype: str) -> dict[str, float]:
 
 
 def test_a_search_never_evaluates_a_network_over_its_budget(tmp_path):
-    config = SearchConfig(space="darts", population=4, offspring=4, generations=3, tournament_every=0, seed=2,
-                          max_params=120_000)
+    config = SearchConfig(**ORIGINAL, space="darts", population=4, offspring=4, generations=3, tournament_every=0,
+                          seed=2, max_params=120_000)
     run = run_search(config, tmp_path / "run", evaluator=FunctionEvaluator(widest_first, config.heuristics),
                      progress=False)
     space = get_space("darts")
     sizes = [count_parameters(space.build(g, seed=0)) for g in pd.read_csv(run.run_dir / "history.csv")["genotype"]]
     assert max(sizes) <= 120_000
-    unbounded = SearchConfig(space="darts", population=4, offspring=4, generations=3, tournament_every=0, seed=2,
+    unbounded = SearchConfig(**ORIGINAL, space="darts", population=4, offspring=4, generations=3, tournament_every=0,
+                             seed=2,
                              max_params=0)
     free = run_search(unbounded, tmp_path / "free", evaluator=FunctionEvaluator(widest_first, config.heuristics),
                       progress=False)
@@ -44,7 +46,8 @@ def test_budget_defaults_and_checks(tmp_path):
     assert check.size(darts_v2)[0] == 129_706 and check.fits(darts_v2)
     assert not check.fits(darts_v2.replace("16.32.64", "20.40.80"))
     with pytest.raises(ConfigError, match="size budget"):
-        run_search(SearchConfig(space="darts", population=4, generations=0, tournament_every=0, max_params=1000),
+        run_search(SearchConfig(**ORIGINAL, space="darts", population=4, generations=0, tournament_every=0,
+                                max_params=1000),
                    tmp_path / "never", evaluator=FunctionEvaluator(widest_first, ("ntk", "linear_regions",
                                                                                    "grad_corr")), progress=False)
     assert not (tmp_path / "never").exists()  # a run that failed before its first generation leaves no stub

@@ -15,7 +15,7 @@ pytest.importorskip("distributed")
 
 from distributed import Client, LocalCluster  # noqa: E402
 
-from fne.data.cifar10 import heuristic_batch  # noqa: E402
+from fne.data.cifar10 import heuristic_batch, heuristic_labelled_batch  # noqa: E402
 from fne.errors import ConfigError, GenotypeError  # noqa: E402
 from fne.evolution.distributed import (  # noqa: E402
     DaskEvaluator,
@@ -55,13 +55,16 @@ class KillingSpace(NB201Space):
         return super().build(genotype, **kwargs)
 
 
+LABELS = heuristic_labelled_batch(None, BATCH, 7, "cpu")[1]
+
+
 @pytest.fixture(scope="module")
 def setting():
     """Tiny NB201 nets, a small real CIFAR-10 batch, and 10 distinct seeded genotypes."""
     space = NB201Space(C=C, layers=LAYERS)
     config = FitnessConfig(batch_size=BATCH, seed=7, device="cpu")
     images = heuristic_batch(None, BATCH, 7, "cpu")
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(0)  # the default scores include zico, whose loss needs LABELS
     genotypes = list(dict.fromkeys(space.sample(rng) for _ in range(12)))[:10]
     return space, config, images, genotypes
 
@@ -70,7 +73,7 @@ def setting():
 def reference(setting):
     """The in-process oracle: score_genotypes in this process."""
     space, config, images, genotypes = setting
-    return score_genotypes(space, genotypes, images, config)
+    return score_genotypes(space, genotypes, images, config, labels=LABELS)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +122,7 @@ def test_load_images_matches_the_heuristic_batch(setting):
 def test_dask_rows_equal_in_process_rows(setting, reference, cluster):
     space, config, images, genotypes = setting
     _, client = cluster
-    with DaskEvaluator(client, space, images, config) as evaluator:
+    with DaskEvaluator(client, space, images, config, labels=LABELS) as evaluator:
         rows = evaluator.evaluate(genotypes)
         assert_same_rows(rows, reference)
         assert (rows["error"] == "").all() and np.isfinite(rows[list(config.heuristics)].to_numpy()).all()
@@ -138,7 +141,7 @@ def test_workers_refuse_a_config_they_cannot_score(setting, cluster):
     space, config, images, _ = setting
     _, client = cluster
     with pytest.raises(ConfigError, match="not registered on dask worker"):
-        DaskEvaluator(client, space, images, replace(config, heuristics=("ntk", "no_such_heuristic")))
+        DaskEvaluator(client, space, images, replace(config, heuristics=("ntk", "no_such_heuristic")), labels=LABELS)
     assert all(not any(n.startswith("fne-state") for n in names) for names in client.run(_plugin_names).values())
 
 
@@ -168,7 +171,7 @@ def test_a_worker_dying_mid_evaluation_loses_nothing(setting, reference, cluster
     space, config, images, genotypes = setting
     local, client = cluster
     killing = KillingSpace(C=C, layers=LAYERS, once=str(tmp_path / "killed"))
-    with DaskEvaluator(client, killing, images, config) as evaluator:
+    with DaskEvaluator(client, killing, images, config, labels=LABELS) as evaluator:
         rows = evaluator.evaluate(genotypes)
         assert (tmp_path / "killed").exists()  # a worker process did die
         assert_same_rows(rows, reference)
@@ -183,7 +186,7 @@ def test_a_candidate_that_keeps_killing_workers_scores_inf(setting, reference, c
     local.scheduler.allowed_failures = 0  # KilledWorker on the first death, to keep the test short
     try:
         killing = KillingSpace(C=C, layers=LAYERS, poison=poison)
-        with DaskEvaluator(client, killing, images, config, max_attempts=2) as evaluator:
+        with DaskEvaluator(client, killing, images, config, max_attempts=2, labels=LABELS) as evaluator:
             rows = evaluator.evaluate(genotypes[:5])
     finally:
         local.scheduler.allowed_failures = 3

@@ -12,9 +12,9 @@ from fne.evolution.evaluation import FunctionEvaluator
 from fne.evolution.individual import scored
 from fne.evolution.search import SearchConfig, build_evolution, run_search
 from fne.genotopheno.spaces import get_space
-from tests.evolution.test_search import TOY_CONFIG, toy_score
+from tests.evolution.test_search import ORIGINAL, TOY_CONFIG, toy_score
 
-CONFIG = SearchConfig(space="nb201", population=5, offspring=4, generations=3, tournament_every=0, seed=4)
+CONFIG = SearchConfig(**ORIGINAL, space="nb201", population=5, offspring=4, generations=3, tournament_every=0, seed=4)
 
 
 def _drive_by_hand(config: SearchConfig) -> list[str]:

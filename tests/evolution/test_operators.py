@@ -204,7 +204,9 @@ def _width_drift(tmp_path, reward_width: bool, seed: int) -> float:
             value = int(hashlib.sha256(genotype.encode()).hexdigest()[:8], 16) / 2**32
         return {"ntk": value, "linear_regions": value, "grad_corr": value}
 
-    config = SearchConfig(space="darts", population=12, offspring=12, generations=10, tournament_every=0, seed=seed)
+    # max_params=0: no budget, so that the width drift under selection pressure is visible.
+    config = SearchConfig(space="darts", population=12, offspring=12, generations=10, tournament_every=0, seed=seed,
+                          heuristics=("ntk", "linear_regions", "grad_corr"), aggregate="linear", max_params=0)
     result = run_search(config, tmp_path / f"run-{reward_width}-{seed}",
                         evaluator=FunctionEvaluator(score, config.heuristics), progress=False)
 

@@ -13,9 +13,11 @@ from scipy.stats import rankdata
 
 from fne.cli import run_command
 from fne.commands.search import search
+from fne.data.ground_truth import file_sha256
 from fne.errors import CheckpointError
 from fne.evolution.evaluation import FunctionEvaluator
 from fne.evolution.search import SearchConfig, run_search
+from fne.scoring.fitness import DEFAULT_HEURISTICS, ORIGINAL_HEURISTICS
 
 GROUND_TRUTH = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nb201" / "nb201_cifar10.csv"
 # Columns the other parts (plots, export, report) read from history.csv.
@@ -31,7 +33,9 @@ def toy_score(genotype: str) -> dict[str, float]:
             "grad_corr": -len(set(genotype))}
 
 
-TOY_CONFIG = SearchConfig(space="nb201", population=6, offspring=4, generations=3, tournament_every=2,
+# The toy score stands in for the original method's three heuristics, ranked linearly, best of the final population.
+ORIGINAL = dict(heuristics=ORIGINAL_HEURISTICS, aggregate="linear", final_pick="population")
+TOY_CONFIG = SearchConfig(**ORIGINAL, space="nb201", population=6, offspring=4, generations=3, tournament_every=2,
                           tournament_size=2, tournament_steps=3, tournament_C=4, seed=11)
 
 
@@ -102,9 +106,11 @@ def test_run_directory_contract_and_tournament_composition(tmp_path):
 
 def test_corrupt_or_foreign_checkpoints_are_refused(tmp_path):
     evaluator = FunctionEvaluator(toy_score, TOY_CONFIG.heuristics)
-    config = SearchConfig(space="nb201", population=4, offspring=2, generations=2, tournament_every=0, seed=1)
+    config = SearchConfig(**ORIGINAL, space="nb201", population=4, offspring=2, generations=2, tournament_every=0,
+                          seed=1)
     run_search(config, tmp_path / "a", evaluator=evaluator, progress=False, stop_after=0)
-    other = SearchConfig(space="nb201", population=4, offspring=2, generations=2, tournament_every=0, seed=2)
+    other = SearchConfig(**ORIGINAL, space="nb201", population=4, offspring=2, generations=2, tournament_every=0,
+                         seed=2)
     run_search(other, tmp_path / "b", evaluator=evaluator, progress=False, stop_after=0)
 
     shutil.copy(tmp_path / "b" / "checkpoint.json", tmp_path / "a" / "checkpoint.json")
@@ -156,7 +162,7 @@ def test_cli_nb201_search_with_real_heuristics_resumes_exactly(capsys, tmp_path)
     code, err = _cli([*options, "--out", str(tmp_path / "whole")], capsys)
     assert code == 0, err
     history = pd.read_csv(tmp_path / "whole" / "history.csv")
-    assert np.isfinite(history[["ntk", "linear_regions", "grad_corr"]].to_numpy()).all()
+    assert np.isfinite(history[list(DEFAULT_HEURISTICS)].to_numpy()).all()  # the defaults, labels included
     truth = pd.read_csv(GROUND_TRUTH)
     from fne.genotopheno.nb201 import from_arch_str
 
@@ -166,7 +172,8 @@ def test_cli_nb201_search_with_real_heuristics_resumes_exactly(capsys, tmp_path)
 
     config = SearchConfig(space="nb201", population=3, offspring=2, generations=2, tournament_every=2,
                           tournament_size=2, tournament_steps=2, tournament_C=4, batch_size=8, seed=4, device="cpu",
-                          ground_truth=str(GROUND_TRUTH))
+                          ground_truth=str(Path(GROUND_TRUTH).resolve()),
+                          ground_truth_sha256=file_sha256(GROUND_TRUTH))
     run_search(config, tmp_path / "killed", progress=False, stop_after=1)
     code, err = _cli(["--resume", str(tmp_path / "killed"), "--seed", "5"], capsys)
     assert code != 0 and "--seed" in err  # resuming keeps the run's own settings

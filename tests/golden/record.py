@@ -4,8 +4,9 @@
 
 Recorded on main before the search core was restructured (issue 9): a tiny DARTS run and a tiny NB201
 run, both with a DARTS tournament generation and real training-free scores on the shipped images, and
-a tiny `plot_scores` study. The original three heuristics are named explicitly, so the records stay
-valid when the defaults change; tests/golden/test_golden.py re-runs them and compares the tables.
+a tiny `plot_scores` study. The original three heuristics, TE-NAS's linear rank sum and the final pick among
+the final population are named explicitly, so the records stay valid when the defaults change;
+tests/golden/test_golden.py re-runs them and compares the tables.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ TIMING_COLUMNS = ("seconds", "evaluation_seconds", "tournament_seconds")
 SEARCHES = {
     "darts": dict(space="darts", population=4, offspring=4, generations=2, tournament_every=2, tournament_size=2,
                   tournament_steps=3, tournament_C=4, tournament_images=64, batch_size=8, seed=3,
-                  device="cpu", heuristics=HEURISTICS),
+                  device="cpu", heuristics=HEURISTICS, aggregate="linear", final_pick="population"),
     "nb201": dict(space="nb201", population=4, offspring=4, generations=2, tournament_every=2, tournament_size=2,
                   tournament_steps=3, tournament_C=4, tournament_images=64, batch_size=8, seed=5,
-                  device="cpu", heuristics=HEURISTICS),
+                  device="cpu", heuristics=HEURISTICS, aggregate="linear", final_pick="population"),
 }
-PLOT_SCORES = dict(sample=6, seed=2, batch_size=8, heuristics=HEURISTICS, C=8, layers=1)
+PLOT_SCORES = dict(sample=6, seed=2, batch_size=8, heuristics=HEURISTICS, C=8, layers=1, aggregate="linear")
 
 
 def run_search_case(name: str, out: Path) -> Path:
@@ -55,7 +56,8 @@ def run_plot_scores_case(out: Path) -> Path:
     config = FitnessConfig(batch_size=PLOT_SCORES["batch_size"], seed=PLOT_SCORES["seed"], device="cpu",
                            heuristics=PLOT_SCORES["heuristics"], C=PLOT_SCORES["C"], layers=PLOT_SCORES["layers"])
     images = heuristic_batch(None, PLOT_SCORES["batch_size"], PLOT_SCORES["seed"])
-    validate(space, table, "arch_str", "cifar10_test", images, config, out, progress=False, figures=False)
+    validate(space, table, "arch_str", "cifar10_test", images, config, out, progress=False, figures=False,
+             aggregate=PLOT_SCORES["aggregate"])
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -12,9 +13,19 @@ from click.testing import CliRunner
 
 from fne.cli import run_command
 from fne.commands.plot_scores import plot_scores
+from fne.data.cifar10 import heuristic_batch
 from fne.errors import DataError, GenotypeError
 from fne.genotopheno.spaces import get_space
-from fne.study.score_study import ScoreCache, correlate, load_ground_truth, rank_combined, sample_rows
+from fne.scoring.fitness import FitnessConfig, score_genotypes
+from fne.study.score_study import (
+    ScoreCache,
+    correlate,
+    load_ground_truth,
+    rank_combined,
+    sample_rows,
+    score_with_cache,
+    settings_key,
+)
 
 ARCHS = [
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
@@ -78,7 +89,8 @@ def test_correlations_are_oriented_higher_is_better():
 def test_plot_scores_end_to_end_and_rerun_from_cache(tmp_path, ground_truth):
     out = tmp_path / "out"
     args = ["--ground-truth", str(ground_truth), "--sample", "0", "--batch-size", "6", "--width", "4",
-            "--layers", "1", "--device", "cpu", "--out", str(out), "--no-progress"]
+            "--layers", "1", "--device", "cpu", "--out", str(out), "--no-progress",
+            "--heuristics", "ntk,linear_regions,grad_corr", "--aggregate", "linear"]
     first = CliRunner().invoke(plot_scores, args)
     assert first.exit_code == 0, first.output
     scores = pd.read_csv(out / "scores.csv")
@@ -108,3 +120,21 @@ def test_plot_scores_bad_input_is_one_line(tmp_path, ground_truth, capsys):
     code = run_command(plot_scores, ["--ground-truth", str(ground_truth), "--arch-column", "arch",
                                      "--out", str(tmp_path)])
     assert code == 2 and "no column 'arch'" in capsys.readouterr().err
+
+
+def test_a_study_asking_for_more_scores_computes_only_the_missing_ones(tmp_path):
+    space = get_space("nb201")
+    images = heuristic_batch(None, 8, 0)
+    config = FitnessConfig(batch_size=8, heuristics=("ntk",), C=4, layers=1, device="cpu")
+    path = tmp_path / "cache.jsonl"
+    key = settings_key(config, images, space.name)
+    first = score_with_cache(space, ARCHS[:2], images, config, ScoreCache(path, key), progress=False)
+    both = replace(config, heuristics=("ntk", "linear_regions"))
+    assert settings_key(both, images, space.name) == key
+    cache = ScoreCache(path, key)
+    assert cache.missing(space.canonical(ARCHS[0]), both.heuristics) == ["linear_regions"]
+    merged = score_with_cache(space, ARCHS[:2], images, both, cache, progress=False)
+    assert list(merged["ntk"]) == list(first["ntk"])  # read back, not recomputed
+    alone = score_genotypes(space, ARCHS[:2], images, both)
+    assert list(merged["linear_regions"]) == list(alone["linear_regions"])
+    assert all(not ScoreCache(path, key).missing(space.canonical(a), both.heuristics) for a in ARCHS[:2])
