@@ -21,6 +21,8 @@ from fne.version import __version__
 
 EXTRA_OBJECTIVES = ("params", "flops")
 FINAL_PICKS = ("population", "evaluated")
+# The loop's size when neither the config nor the space (SearchSpace.search_defaults) sets it.
+LOOP_DEFAULTS = {"population": 16, "offspring": 16, "generations": 8, "tournament_every": 3}
 # Pareto objectives of the default scores: three families, each the rank aggregate of its members within the
 # pool (activation statistics of one forward, gradient statistics, size). Seven objectives of their own
 # would leave about half of every pool non-dominated (report/heuristics/aggregation.md), i.e. almost no
@@ -35,13 +37,16 @@ class SearchConfig:
     space: str = field(default="darts", metadata=cli(
         "Search space: the DARTS cell space with per-stage widths, or NAS-Bench-201's 15,625 cells.",
         choices=SPACES.names))
-    population: int = field(default=16, metadata=cli("mu: individuals that survive each generation.", min=2))
-    offspring: int = field(default=16, metadata=cli(
-        "lambda: new children bred and scored per generation (parents and children compete).", min=1))
-    generations: int = field(default=8, metadata=cli("Generations after the initial population.", min=0))
-    tournament_every: int = field(default=3, metadata=cli(
+    population: int | None = field(default=None, metadata=cli(
+        "mu: individuals that survive each generation.", min=2, per_space=True))
+    offspring: int | None = field(default=None, metadata=cli(
+        "lambda: new children bred and scored per generation (parents and children compete).", min=1,
+        per_space=True))
+    generations: int | None = field(default=None, metadata=cli(
+        "Generations after the initial population.", min=0, per_space=True))
+    tournament_every: int | None = field(default=None, metadata=cli(
         "Every k-th generation selects the children by DARTS tournaments instead of Pareto survival (0: never).",
-        min=0))
+        min=0, per_space=True))
     tournament_size: int = field(default=4, metadata=cli(
         "k: children mixed in one tournament supernet; the one with the largest alpha survives.", min=2))
     tournament_steps: int | None = field(default=None, metadata=cli(
@@ -105,7 +110,7 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         space = SPACES[self.space]  # ConfigError naming the known spaces
-        for name, value in {**space.tournament_defaults, **space.search_defaults}.items():
+        for name, value in {**LOOP_DEFAULTS, **space.tournament_defaults, **space.search_defaults}.items():
             if getattr(self, name) is None:  # resolved here, so config.json records the value used
                 object.__setattr__(self, name, value)
         object.__setattr__(self, "heuristics", tuple(self.heuristics))
