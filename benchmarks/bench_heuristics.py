@@ -15,6 +15,7 @@ each is kept, so that load from other processes hits all of them alike:
                   backward of random signals)
     recommended   fitness.RECOMMENDED_HEURISTICS together (AZ-NAS's four, meco, synflow)
     recommended+zico   the same and zico (its two half-batch forward+backward passes)
+    defaults      fitness.DEFAULT_HEURISTICS together (AZ-NAS's four, meco, swap, zico): target <= 2.5x
     ntk (vmap)    the torch.func implementation of the same NTK
     loop          the per-sample loop oracle: one forward+backward per sample (frozen BatchNorm)
     TE-NAS loop   TE-NAS's procedure: one train-mode forward, one backward per sample (--tenas-loop)
@@ -40,7 +41,7 @@ import torch  # noqa: E402
 from fne.data.cifar10 import heuristic_labelled_batch  # noqa: E402
 from fne.genotopheno.network import count_flops, count_parameters
 from fne.genotopheno.spaces import get_space
-from fne.scoring.fitness import RECOMMENDED_HEURISTICS, FitnessConfig, candidate_seed, score_network
+from fne.scoring.fitness import DEFAULT_HEURISTICS, RECOMMENDED_HEURISTICS, FitnessConfig, candidate_seed, score_network
 from fne.scoring.heuristics import ProbeSettings, probe_network
 from fne.scoring.jacobians import batch_norm_mode, ntk_gram_loop
 
@@ -73,7 +74,8 @@ def timed(fn: Callable[[], object]) -> float:
 NEW_CASES = {"az E+P": ("az_expressivity", "az_progressivity"), "az_trainability": ("az_trainability",),
              "meco": ("meco",), "swap": ("swap",), "zico": ("zico",), "synflow": ("synflow",),
              "AZ-NAS four": ("az_expressivity", "az_progressivity", "az_trainability", "log_flops"),
-             "recommended": RECOMMENDED_HEURISTICS, "recommended+zico": (*RECOMMENDED_HEURISTICS, "zico")}
+             "recommended": RECOMMENDED_HEURISTICS, "recommended+zico": (*RECOMMENDED_HEURISTICS, "zico"),
+             "defaults": DEFAULT_HEURISTICS}
 
 
 def bench_arch(space_name: str, genotype: str, x: torch.Tensor, y: torch.Tensor, repeats: int, loop: bool,

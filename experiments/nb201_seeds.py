@@ -2,10 +2,10 @@
 
 Each seed is one ordinary search (the ground truth only fills the history's true_accuracy column; the
 search never reads it). The summary gives, per seed, the true CIFAR-10 accuracy of the final best
-architecture (rank-combined score over the final population, as the search picks it), CPU and wall
+architecture (the search's pick, best.json), CPU and wall
 minutes, and mean +- std over seeds next to TE-NAS (93.9%) and the NB201 optimum (94.37%).
 
-    python experiments/nb201_seeds.py --seeds 0 1 2 3 4          # runs missing seeds, then summarises
+    python experiments/nb201_seeds.py --seeds 0 1 2 3 4 --jobs 2  # runs missing seeds, then summarises
     python experiments/nb201_seeds.py --summarise-only
 
 Outputs: experiments/results/nb201_seeds/seed<k>/ (run directories), experiments/results/nb201_seeds.csv
@@ -21,6 +21,7 @@ import resource
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -38,14 +39,14 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict:
     timing_file = run_dir / "experiment_timing.json"
     if (run_dir / "best.json").is_file() and timing_file.is_file():
         return json.loads(timing_file.read_text())
+    sizes = [option for name in ("population", "offspring", "generations") if getattr(args, name) is not None
+             for option in (f"--{name}", str(getattr(args, name)))]
     command = [sys.executable, str(ROOT / "NAS_on_cifar10.py"), "--space", "nb201", "--ground-truth",
-               str(args.ground_truth), "--population", str(args.population), "--offspring", str(args.offspring),
-               "--generations", str(args.generations), "--seed", str(seed), "--device", "cpu", "--no-progress",
-               *args.extra]
+               str(args.ground_truth), *sizes, "--seed", str(seed), "--device", "cpu", "--no-progress", *args.extra]
     command += ["--resume", str(run_dir)] if (run_dir / "config.json").is_file() else ["--out", str(run_dir)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+    subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, "FNE_THREADS": str(args.threads)})
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     record = {"seed": seed, "wall_minutes": (time.perf_counter() - start) / 60,
               "cpu_minutes": (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / 60}
@@ -79,12 +80,11 @@ def write_markdown(table: pd.DataFrame, args: argparse.Namespace, path: Path) ->
     accuracy = table["best_true_accuracy"]
     lines = [
         "# NB201 search quality over seeds", "",
-        f"`python NAS_on_cifar10.py --space nb201 --ground-truth ... --population {args.population} "
-        f"--offspring {args.offspring} --generations {args.generations} --seed K --device cpu "
-        f"{' '.join(args.extra)}` (OMP_NUM_THREADS={args.threads}; other settings default). The best "
-        "architecture is the final population's minimum rank-combined score (sum of its ranks on ntk, "
-        "linear_regions, grad_corr); true accuracy = NB201 CIFAR-10 test accuracy after 200 epochs, looked "
-        "up afterwards (never used by the search).", "",
+        "`python NAS_on_cifar10.py --space nb201 --ground-truth ... --seed K --device cpu --threads "
+        f"{args.threads} {' '.join(args.extra)}` (every other setting at its default; run by "
+        "`python experiments/nb201_seeds.py`). The best architecture is the search's pick (best.json): the "
+        "smallest rank_combined over everything it evaluated; true accuracy = NB201 CIFAR-10 test accuracy "
+        "after 200 epochs, looked up afterwards (never used by the search).", "",
         f"**Best architecture's true accuracy: {accuracy.mean():.2f} +- {accuracy.std(ddof=1):.2f}% "
         f"(mean +- std over {len(table)} seeds)**; TE-NAS {TE_NAS}%, NB201 optimum {OPTIMUM}%. "
         f"CPU time per seed {table['cpu_minutes'].mean():.1f} min (wall {table['wall_minutes'].mean():.1f} min, "
@@ -100,24 +100,27 @@ def main() -> None:
     """Parse options, run the missing seeds one after another, write the CSV and Markdown summaries."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--population", type=int, default=20)
-    parser.add_argument("--offspring", type=int, default=20)
-    parser.add_argument("--generations", type=int, default=6)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (OMP_NUM_THREADS)")
+    parser.add_argument("--population", type=int, default=None, help="default: the search's NB201 default")
+    parser.add_argument("--offspring", type=int, default=None)
+    parser.add_argument("--generations", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (FNE_THREADS)")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run at the same time")
     parser.add_argument("--ground-truth", type=Path, default=GROUND_TRUTH)
     parser.add_argument("--summarise-only", action="store_true")
     parser.add_argument("extra", nargs="*", help="further NAS_on_cifar10.py options (after --)")
     args = parser.parse_args()
     (RESULTS / "nb201_seeds").mkdir(parents=True, exist_ok=True)
     timings = {}
-    for seed in args.seeds:
-        timing_file = RESULTS / "nb201_seeds" / f"seed{seed}" / "experiment_timing.json"
-        if args.summarise_only:
+    if args.summarise_only:
+        for seed in args.seeds:
+            timing_file = RESULTS / "nb201_seeds" / f"seed{seed}" / "experiment_timing.json"
             if timing_file.is_file():
                 timings[seed] = json.loads(timing_file.read_text())
-            continue
-        timings[seed] = run_seed(seed, args)
-        print(f"seed {seed} done: {timings[seed]}", flush=True)
+    else:
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # each seed is its own process
+            for seed, timing in zip(args.seeds, pool.map(lambda s: run_seed(s, args), args.seeds), strict=True):
+                timings[seed] = timing
+                print(f"seed {seed} done: {timing}", flush=True)
     table = summarise(args.seeds, timings)
     if table.empty:
         sys.exit("no finished seeds to summarise")
