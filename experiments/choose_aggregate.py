@@ -27,15 +27,19 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from fne.evolution.search_config import DEFAULT_OBJECTIVES
 from fne.evolution.selection import pareto_fronts
 from fne.reporting import markdown_table
 from fne.scoring.aggregation import AGGREGATES, AZ_NAS_SCORES
+from fne.scoring.fitness import DEFAULT_HEURISTICS
 
 CANDIDATES = ("az_expressivity", "az_progressivity", "az_trainability", "log_flops", "log_params", "zico", "meco",
               "swap", "synflow", "ntk", "linear_regions", "grad_corr")
 NAMED = {
     "original three (linear)": (("ntk", "linear_regions", "grad_corr"), "linear"),
     "AZ-NAS four (log)": (AZ_NAS_SCORES, "az_nas"),
+    "fne defaults (log)": (DEFAULT_HEURISTICS, "az_nas"),
+    "fne defaults (linear)": (DEFAULT_HEURISTICS, "linear"),
 }
 
 
@@ -88,7 +92,10 @@ def front_shares(table: pd.DataFrame, sets: dict[str, tuple[str, ...]], pools: i
         shares = []
         for _ in range(pools):
             pool = table.iloc[rng.choice(len(table), size=40, replace=False)]
-            shares.append(len(pareto_fronts(pool[list(names)].to_numpy(float))[0]) / 40)
+            # a grouped objective "a+b" is the log-rank aggregate of its members within the pool, as in the search
+            F = np.column_stack([AGGREGATES["az_nas"](pool, name.split("+")) if "+" in name
+                                 else pool[name].to_numpy(float) for name in names])
+            shares.append(len(pareto_fronts(F)[0]) / 40)
         rows.append({"objectives": label, "count": len(names), "non_dominated_share": float(np.mean(shares))})
     return pd.DataFrame(rows)
 
@@ -141,8 +148,10 @@ def main() -> None:
 
     sets = {"+".join(n): n for n in (("az_expressivity", "az_trainability"),
                                        ("az_expressivity", "az_trainability", "log_flops"),
-                                       AZ_NAS_SCORES, candidates)}
-    fronts = front_shares(table, {k: v for k, v in sets.items() if all(c in table.columns for c in v)}, 200, args.seed)
+                                       AZ_NAS_SCORES, DEFAULT_HEURISTICS, candidates)}
+    sets["fne default groups: " + ", ".join(DEFAULT_OBJECTIVES)] = DEFAULT_OBJECTIVES
+    usable = {k: v for k, v in sets.items() if all(m in table.columns for c in v for m in c.split("+"))}
+    fronts = front_shares(table, usable, 200, args.seed)
 
     args.out.mkdir(parents=True, exist_ok=True)
     summary.to_csv(args.out / "aggregation.csv", index=False, float_format="%.4f")
