@@ -144,5 +144,9 @@ class TournamentSurvival:
         aggregate = self.ranking(objective_matrix_of(players, self.ranked))
         order = np.argsort(np.argsort(aggregate, kind="stable"), kind="stable")  # 0 = best
         ranks = order / max(1, len(players) - 1)
-        logits = np.log(np.clip(np.asarray(weights, dtype=float), 1e-12, None))  # a dead candidate has weight 0
+        weights = np.asarray(weights, dtype=float)
+        if not (weights > 0).any():
+            return by_alpha
+        with np.errstate(divide="ignore"):  # a disqualified candidate (weight 0) stays out: log 0 = -inf
+            logits = np.log(weights)
         return int(np.argmax(logits - self.prior_weight * ranks))

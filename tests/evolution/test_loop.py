@@ -83,3 +83,24 @@ def test_an_edited_history_is_refused(tmp_path, edit):
     path.write_text(history.to_csv(index=False))
     with pytest.raises(CheckpointError, match="SHA-256 differs"):
         run_search(TOY_CONFIG, resume=run_dir, evaluator=evaluator, progress=False)
+
+
+def test_tournament_prior_trades_alpha_against_the_heuristic_rank():
+    from fne.evolution.individual import Individual
+    from fne.evolution.operators import StrategyParams
+    from fne.evolution.survival import TournamentSurvival
+    from fne.scoring.aggregation import linear_rank_sum
+
+    players = [Individual(i, 1, g, (), StrategyParams(()), {"s": s}) for i, (g, s) in
+               enumerate([("C+CC+CCC", 3.0), ("C+CC+kCC", 1.0), ("c+cc+ccc", 2.0)])]
+    weights = [0.6, 0.3, 0.1]  # the supernet prefers player 0; the heuristic prefers player 1 (r = 0, 1, 0.5)
+
+    def survival(w: float) -> TournamentSurvival:
+        return TournamentSurvival(None, None, None, None, "cpu", ("s",), ranking=linear_rank_sum, ranked=("s",),
+                                  prior_weight=w)
+
+    assert survival(0.0)._winner(players, weights, 0) == 0  # the plain tournament
+    # log 0.6 - w * 1 vs log 0.3 - 0: the prior wins once w > log 2
+    assert survival(0.5)._winner(players, weights, 0) == 0
+    assert survival(0.8)._winner(players, weights, 0) == 1
+    assert survival(1e6)._winner(players, [0.0, 0.0, 1.0], 2) == 2  # disqualified (weight 0) never win
