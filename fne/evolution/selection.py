@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
-from scipy.stats import rankdata
 
 from fne.errors import ConfigError
 from fne.genotopheno.spaces import SearchSpace
+from fne.scoring.aggregation import linear_rank_sum, score_matrix
 
 
 @dataclass(frozen=True)
@@ -34,17 +34,7 @@ class Survival:
 
 def objective_matrix(scores: pd.DataFrame | np.ndarray, objectives: Sequence[str] | None = None) -> np.ndarray:
     """(n, m) float matrix of minimised objectives with non-finite entries made worse than all finite ones."""
-    if isinstance(scores, pd.DataFrame):
-        if objectives is None:
-            raise ConfigError("objective_matrix needs the objective column names for a DataFrame")
-        missing = [name for name in objectives if name not in scores.columns]
-        if missing:
-            raise ConfigError(f"scores lack objective column(s) {missing}; have {list(scores.columns)}")
-        F = scores[list(objectives)].to_numpy(dtype=float, copy=True)
-    else:
-        F = np.array(scores, dtype=float, copy=True)
-    if F.ndim != 2:
-        raise ConfigError(f"objectives must be a 2-D (candidates x objectives) array, got shape {F.shape}")
+    F = score_matrix(scores, objectives)  # every non-finite entry is +inf
     for column in range(F.shape[1]):
         values = F[:, column]
         finite = np.isfinite(values)
@@ -120,12 +110,9 @@ def unique_indices(genotypes: Sequence[str], space: SearchSpace | None = None) -
     return keep
 
 
-def rank_combined(scores: pd.DataFrame, objectives: Sequence[str]) -> np.ndarray:
+def rank_combined(scores: pd.DataFrame | np.ndarray, objectives: Sequence[str] | None) -> np.ndarray:
     """TE-NAS's rank combination: sum over objectives of each candidate's rank (1 = best, ties averaged)."""
-    F = objective_matrix(scores, objectives)
-    if len(F) == 0:
-        return np.zeros(0)
-    return np.sum([rankdata(F[:, column], method="average") for column in range(F.shape[1])], axis=0)
+    return linear_rank_sum(scores, objectives)
 
 
 def best_by_rank(scores: pd.DataFrame, objectives: Sequence[str]) -> int:

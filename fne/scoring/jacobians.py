@@ -41,6 +41,18 @@ HAS_POPCOUNT = hasattr(np, "bitwise_count")  # numpy >= 2.0
 BatchStats = list[tuple[torch.Tensor, torch.Tensor] | None]
 
 
+@contextmanager
+def relu_inputs(model: nn.Module, add: Callable[[torch.Tensor], object]) -> Iterator[None]:
+    """Within the block, `add(x)` sees the input x of every nn.ReLU of the model (a pre-hook: in-place safe)."""
+    handles = [m.register_forward_pre_hook(lambda _m, inputs: add(inputs[0]))
+               for m in model.modules() if isinstance(m, nn.ReLU)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def logits_of(output: torch.Tensor | tuple | list) -> torch.Tensor:
     """The logits of a model output: the tensor itself or, for (features, logits) tuples, the last item."""
     return output[-1] if isinstance(output, tuple | list) else output
@@ -162,13 +174,8 @@ class HammingKernel:
     @contextmanager
     def recording(self, model: nn.Module) -> Iterator[HammingKernel]:
         """Within the block, every nn.ReLU of the model adds its input's codes (a pre-hook: in-place safe)."""
-        handles = [m.register_forward_pre_hook(lambda _m, inputs: self.add(inputs[0]))
-                   for m in model.modules() if isinstance(m, nn.ReLU)]
-        try:
+        with relu_inputs(model, self.add):
             yield self
-        finally:
-            for handle in handles:
-                handle.remove()
 
 
 class ActivationBytes:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fne.scoring.jacobians import HammingKernel, batch_norm_mode
+from fne.scoring.jacobians import HammingKernel, batch_norm_mode, relu_inputs
 
 FEATURE_NEEDS = ("block_features", "block_grads", "module_correlations", "relu_patterns")
 # SWAP's reference (pym1024/SWAP correlation.py, --input_samples 16) counts patterns over 16 samples: with
@@ -109,13 +109,8 @@ class ReluPatterns:
     @contextmanager
     def recording(self, model: nn.Module) -> Iterator[ReluPatterns]:
         """Within the block, every nn.ReLU of the model adds its input's patterns (a pre-hook: in-place safe)."""
-        handles = [m.register_forward_pre_hook(lambda _m, inputs: self.add(inputs[0]))
-                   for m in model.modules() if isinstance(m, nn.ReLU)]
-        try:
+        with relu_inputs(model, self.add):
             yield self
-        finally:
-            for handle in handles:
-                handle.remove()
 
 
 @contextmanager

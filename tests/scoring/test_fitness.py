@@ -16,6 +16,7 @@ from fne.genotopheno.spaces import get_space
 from fne.scoring import jacobians
 from fne.scoring.fitness import (
     HEURISTICS,
+    ORIGINAL_HEURISTICS,
     FitnessConfig,
     candidate_seed,
     register_heuristic,
@@ -38,6 +39,11 @@ from fne.scoring.per_sample_grads import ntk_by_layer_hooks
 NB201_ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"
 DARTS_ARCH = "s0s1-S0d1-s1k0-k0D2|m0m1-k2a1-m0k2-k2m1|16.32.64|1.1.1"
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+
+
+def original(**settings) -> FitnessConfig:
+    """A FitnessConfig of the original method's three scores (these tests' oracles are about them)."""
+    return FitnessConfig(heuristics=ORIGINAL_HEURISTICS, **settings)
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +196,7 @@ def test_hamming_popcount_equals_matmul(images, monkeypatch):
 def test_identical_inputs_make_kernels_singular(images):
     model = tiny("nb201", NB201_ARCH)
     same = images[:1].double().repeat(6, 1, 1, 1)  # six copies of one image
-    scores, errors = score_network(model, same, FitnessConfig(batch_size=6, dtype="float64"))
+    scores, errors = score_network(model, same, original(batch_size=6, dtype="float64"))
     assert scores["ntk"] == math.inf and "singular" in errors["ntk"]
     assert scores["linear_regions"] == math.inf and "singular" in errors["linear_regions"]
     # Identical Jacobians: correlation all ones, eigenvalues (N, 0, ..., 0): finite but the worst possible.
@@ -200,7 +206,7 @@ def test_identical_inputs_make_kernels_singular(images):
 
 
 def test_net_of_only_none_ops_scores_worst(images):
-    frame = score_genotypes(get_space("nb201"), [ALL_NONE], images, FitnessConfig(batch_size=8, C=4, layers=1))
+    frame = score_genotypes(get_space("nb201"), [ALL_NONE], images, original(batch_size=8, C=4, layers=1))
     row = frame.iloc[0]
     assert row.ntk == row.linear_regions == row.grad_corr == math.inf
     assert "NTK singular" in row.error and "Hamming kernel singular" in row.error
@@ -239,7 +245,7 @@ def test_nan_network_and_failing_heuristics_become_inf(images):
         model = tiny("nb201", NB201_ARCH, dtype=torch.float32)
         with torch.no_grad():
             model.stem[0].weight.fill_(float("nan"))  # every activation, code and gradient becomes NaN
-        scores, errors = score_network(model, images[:8], FitnessConfig(batch_size=8))
+        scores, errors = score_network(model, images[:8], original(batch_size=8))
         assert all(value == math.inf for value in scores.values()) and set(errors) == set(scores)
     finally:
         unregister_heuristic("test_nan")
@@ -258,12 +264,12 @@ def test_scores_are_deterministic_and_order_independent(images):
     space = get_space("nb201")
     archs = [NB201_ARCH, "|nor_conv_1x1~0|+|skip_connect~0|nor_conv_3x3~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|",
              "C+Cc+kCa"]
-    config = FitnessConfig(batch_size=8, C=4, layers=1, seed=3)
+    config = original(batch_size=8, C=4, layers=1, seed=3)
     columns = ["ntk", "linear_regions", "grad_corr", "params", "flops"]
     first = score_genotypes(space, archs, images, config)
     again = score_genotypes(space, archs, images, config)
     shuffled = score_genotypes(space, archs[::-1], images, config).iloc[::-1].reset_index(drop=True)
-    other_seed = score_genotypes(space, archs[:1], images, FitnessConfig(batch_size=8, C=4, layers=1, seed=4))
+    other_seed = score_genotypes(space, archs[:1], images, original(batch_size=8, C=4, layers=1, seed=4))
     assert list(first.genotype) == archs
     assert first[columns].equals(again[columns])
     assert np.allclose(first[columns], shuffled[columns], rtol=1e-9)
@@ -274,22 +280,22 @@ def test_scores_are_deterministic_and_order_independent(images):
 def test_darts_space_rows_and_config_errors(images):
     space = get_space("darts")
     frame = score_genotypes(space, [DARTS_ARCH, space.sample(np.random.default_rng(0))], images,
-                            FitnessConfig(batch_size=8, C=4))
+                            original(batch_size=8, C=4))
     assert list(frame.columns) == ["genotype", "ntk", "linear_regions", "grad_corr", "params", "flops", "seconds",
                                    "device", "error"]
     assert np.isfinite(frame[["ntk", "linear_regions", "grad_corr"]].to_numpy()).all()
     assert (frame.device == "cpu").all() and (frame.error == "").all()
     with pytest.raises(ConfigError, match="layers=1"):  # a DARTS network needs 5 cells for 3 stages
-        score_genotypes(space, [DARTS_ARCH], images, FitnessConfig(batch_size=8, C=4, layers=1))
+        score_genotypes(space, [DARTS_ARCH], images, original(batch_size=8, C=4, layers=1))
     with pytest.raises(ConfigError, match="unknown heuristic"):
         score_genotypes(space, [DARTS_ARCH], images, FitnessConfig(batch_size=8, heuristics=("nope",)))
     with pytest.raises(ConfigError, match="batch_size=16"):
-        score_genotypes(space, [DARTS_ARCH], images, FitnessConfig(batch_size=16))
+        score_genotypes(space, [DARTS_ARCH], images, original(batch_size=16))
 
 
 def test_repeats_average_the_inits(images):
     space = get_space("nb201")
-    base = dict(batch_size=8, C=4, layers=1, seed=5)
+    base = dict(heuristics=ORIGINAL_HEURISTICS, batch_size=8, C=4, layers=1, seed=5)
     two = score_genotypes(space, [NB201_ARCH], images, FitnessConfig(repeats=2, **base)).iloc[0]
     one = score_genotypes(space, [NB201_ARCH], images, FitnessConfig(**base)).iloc[0]
     model = space.build(NB201_ARCH, C=4, layers=1, seed=candidate_seed(5, space.canonical(NB201_ARCH), 1))
