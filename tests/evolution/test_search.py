@@ -34,7 +34,7 @@ def toy_score(genotype: str) -> dict[str, float]:
 
 
 # The toy score stands in for the original method's three heuristics, ranked linearly, best of the final population.
-ORIGINAL = dict(heuristics=ORIGINAL_HEURISTICS, aggregate="linear", final_pick="population")
+ORIGINAL = dict(heuristics=ORIGINAL_HEURISTICS, aggregate="linear", final_pick="population", tournament_prior=0.0)
 TOY_CONFIG = SearchConfig(**ORIGINAL, space="nb201", population=6, offspring=4, generations=3, tournament_every=2,
                           tournament_size=2, tournament_steps=3, tournament_C=4, seed=11)
 
