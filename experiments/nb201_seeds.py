@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -44,12 +43,14 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict:
     command = [sys.executable, str(ROOT / "NAS_on_cifar10.py"), "--space", "nb201", "--ground-truth",
                str(args.ground_truth), *sizes, "--seed", str(seed), "--device", "cpu", "--no-progress", *args.extra]
     command += ["--resume", str(run_dir)] if (run_dir / "config.json").is_file() else ["--out", str(run_dir)]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, "FNE_THREADS": str(args.threads)})
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    child = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "FNE_THREADS": str(args.threads)})
+    # wait4 gives this child's own CPU time (RUSAGE_CHILDREN would also count seeds run beside it, --jobs).
+    _, status, usage = os.wait4(child.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise subprocess.CalledProcessError(os.waitstatus_to_exitcode(status), command)
     record = {"seed": seed, "wall_minutes": (time.perf_counter() - start) / 60,
-              "cpu_minutes": (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / 60}
+              "cpu_minutes": (usage.ru_utime + usage.ru_stime) / 60}
     timing_file.write_text(json.dumps(record, indent=2))
     return record
 
