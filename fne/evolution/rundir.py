@@ -98,6 +98,14 @@ def remove_unstarted_run(run_dir: Path, created: bool) -> None:
         run_dir.rmdir()
 
 
+def _read_json(path: Path, consequence: str = "") -> Any:
+    """A run file's JSON; CheckpointError naming the file when it is not readable JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"{path} is corrupt: not readable JSON ({error}){consequence}") from None
+
+
 def read_config(run_dir: Path) -> dict[str, Any]:
     """config.json of a run directory; CheckpointError when the folder is not an fne run."""
     run_dir = Path(run_dir)
@@ -106,10 +114,7 @@ def read_config(run_dir: Path) -> dict[str, Any]:
         raise CheckpointError(f"{run_dir}: no such folder; expected a run directory made by `fne search`")
     if not path.is_file():
         raise CheckpointError(f"{run_dir} is not an fne run directory (no config.json; make one with `fne search`)")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise CheckpointError(f"{path} is corrupt: not readable JSON ({error})") from None
+    config = _read_json(path)
     # A hand-written config may leave the format out; a wrong one is refused.
     if not isinstance(config, dict) or config.get("format", RUN_FORMAT) != RUN_FORMAT:
         raise CheckpointError(f"{path} is not an fne run config (expected \"format\": \"{RUN_FORMAT}\")")
@@ -124,10 +129,7 @@ def read_checkpoint(run_dir: Path, config: dict[str, Any]) -> dict[str, Any] | N
     path = Path(run_dir) / "checkpoint.json"
     if not path.exists():
         return None
-    try:
-        checkpoint = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise CheckpointError(f"{path} is corrupt: not readable JSON ({error}); the run cannot be resumed") from None
+    checkpoint = _read_json(path, "; the run cannot be resumed")
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not an fne checkpoint (expected \"format\": \"{CHECKPOINT_FORMAT}\")")
     missing = [key for key in CHECKPOINT_KEYS if key not in checkpoint]
@@ -194,10 +196,7 @@ def read_best(run_dir: Path) -> dict[str, Any] | None:
     path = Path(run_dir) / "best.json"
     if not path.is_file():
         return None
-    try:
-        best = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise CheckpointError(f"{path} is corrupt: not readable JSON ({error})") from None
+    best = _read_json(path)
     if not isinstance(best, dict) or "genotype" not in best or "id" not in best:
         raise CheckpointError(f"{path} is not an fne best-individual record (no genotype/id)")
     return {key: (math.nan if value is None else value) for key, value in best.items()}

@@ -12,6 +12,7 @@ evaluated (`SearchConfig.final_pick`), written to best.json and flagged in final
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -30,7 +31,7 @@ from fne.evolution import rundir
 from fne.evolution.budget import BudgetCheck, SizeBudget
 from fne.evolution.distributed import DataSpec, make_evaluator
 from fne.evolution.evaluation import Evaluator
-from fne.evolution.individual import Candidate, Individual, from_row, scored, table_of
+from fne.evolution.individual import Candidate, Individual, from_row, objective_matrix_of, scored, table_of
 from fne.evolution.loop import Evolution, decorate
 from fne.evolution.population import load_ground_truth
 from fne.evolution.progress import ProgressBars
@@ -80,23 +81,12 @@ def tournament_tensors(config: SearchConfig) -> tuple[tuple[Any, Any], tuple[Any
     return to_tensor(arrays.take(train), device), to_tensor(arrays.take(held_out), device)
 
 
-class _Lazy:
-    """Calls a loader once, on first use (the tournament images are only loaded when a tournament runs)."""
-
-    def __init__(self, load):
-        self.load, self.value = load, None
-
-    def __call__(self):
-        if self.value is None:
-            self.value = self.load()
-        return self.value
-
-
 def build_evolution(space: SearchSpace, config: SearchConfig, listener: Any = None) -> Evolution:
     """The loop of a config: Pareto survival, tournaments every tournament_every-th generation, its ranking."""
     tournament = None
     if config.tournament_every:
-        tournament = TournamentSurvival(space, config.tournament_config(), _Lazy(lambda: tournament_tensors(config)),
+        images = functools.cache(lambda: tournament_tensors(config))  # loaded when the first tournament plays
+        tournament = TournamentSurvival(space, config.tournament_config(), images,
                                         lambda generation, number: derived_seed(config.seed, generation, number),
                                         resolve_device(config.device), config.objectives, listener,
                                         ranking=config.ranking(), ranked=config.heuristics,
@@ -127,14 +117,15 @@ def final_pick(config: SearchConfig, population: Sequence[Individual], evaluated
     """final_population.csv (aggregate over itself, `best` flag) and best.json's record, by config.final_pick."""
     names = config.heuristics
     pool = list(population) if config.final_pick == "population" else list(evaluated)
-    scores = decorate(pool, config.objectives, names, config.ranking()).rank_combined
-    winner = pool[int(np.argmin(scores))]
+    scores = config.ranking()(objective_matrix_of(pool, names))
+    winner = int(np.argmin(scores))
     own = decorate(population, config.objectives, names, config.ranking())
-    final = table_of(population, names, {**own.columns(), "best": [ind.id == winner.id for ind in population]})
-    pool_table = table_of(pool, names, {"rank_combined": scores})
-    best = {key: _plain(value) for key, value in pool_table[pool_table["id"] == winner.id].iloc[0].items()}
+    final = table_of(population, names, {**own.columns(), "best": [ind.id == pool[winner].id for ind in population]})
     if config.final_pick == "population":  # decorated over the final population, as final_population.csv
         best = {key: _plain(value) for key, value in final[final["best"]].iloc[0].items() if key != "best"}
+    else:  # the individual's row with its aggregate over everything evaluated
+        best = {key: _plain(value) for key, value in
+                table_of([pool[winner]], names, {"rank_combined": [scores[winner]]}).iloc[0].items()}
     best["rank_combined_of"] = list(names)
     return final, best
 
