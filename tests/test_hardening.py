@@ -44,7 +44,8 @@ ARCHS = [
 ]
 FNE_MAIN = "import sys; from fne.cli import main; sys.argv[0] = 'fne'; main()"  # the `fne` console script
 TINY_SEARCH = ["--space", "nb201", "--population", "2", "--offspring", "1", "--generations", "0",
-               "--tournament-every", "0", "--batch-size", "2", "--device", "cpu", "--no-progress"]
+               "--tournament-every", "0", "--batch-size", "2", "--device", "cpu", "--no-progress",
+               "--finalists", "0"]
 
 
 def invoke(command, args: list[str]) -> tuple[int, str]:

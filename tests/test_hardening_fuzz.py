@@ -24,7 +24,8 @@ from fne.genotopheno.spaces import get_space
 from fne.study.score_study import ScoreCache
 
 TINY_SEARCH = ["search", "--space", "nb201", "--population", "2", "--offspring", "1", "--generations", "0",
-               "--tournament-every", "0", "--batch-size", "2", "--device", "cpu", "--no-progress"]
+               "--tournament-every", "0", "--batch-size", "2", "--device", "cpu", "--no-progress",
+               "--finalists", "0"]
 GT_HEADER = "arch_str,cifar10_test\n"
 GOOD_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 

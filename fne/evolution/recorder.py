@@ -148,9 +148,11 @@ class RunRecorder:
             "history_sha256": self.tables["history.csv"].digest(),
             "table_bytes": {name: table.size for name, table in self.tables.items()}})
 
-    def finish(self, final: pd.DataFrame, best: dict[str, Any]) -> None:
-        """The finished run's final population (with its `best` flag) and best.json."""
+    def finish(self, final: pd.DataFrame, best: dict[str, Any], finalists: pd.DataFrame | None = None) -> None:
+        """The finished run's final population (with its `best` flag), finalists.csv if any, and best.json."""
         rundir.atomic_write_csv(self.run_dir / "final_population.csv", final)
+        if finalists is not None:
+            rundir.atomic_write_csv(self.run_dir / "finalists.csv", finalists)
         rundir.atomic_write_json(self.run_dir / "best.json", best, strict=True)
 
     def restore(self, checkpoint: dict[str, Any]) -> RestoredState:

@@ -5,13 +5,15 @@
 Each generation: `Evolution.ask()` breeds candidates, the evaluator scores them (any `Evaluator`: in
 process, a dask cluster, or a function in tests), `Evolution.tell()` selects the next population (Pareto
 survival, or DARTS tournaments every `tournament_every`-th generation; loop.py, survival.py), and the
-`RunRecorder` writes the generation and its checkpoint (recorder.py). The final best individual is the
-smallest aggregate (`rank_combined`) of the heuristics over the final population, or over everything
-evaluated (`SearchConfig.final_pick`), written to best.json and flagged in final_population.csv.
+`RunRecorder` writes the generation and its checkpoint (recorder.py). The final best individual comes
+from everything evaluated or the final population (`SearchConfig.final_pick`): the fastest-training of its
+`finalists` best by the aggregate (`rank_combined`; finalists.py), or with no finalists the smallest
+aggregate; it is written to best.json and flagged in final_population.csv.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -23,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from fne.data.cifar10 import load_cifar10, subset, to_tensor, train_val_split
 from fne.device import resolve_device
@@ -31,6 +34,7 @@ from fne.evolution import rundir
 from fne.evolution.budget import BudgetCheck, SizeBudget
 from fne.evolution.distributed import DataSpec, make_evaluator
 from fne.evolution.evaluation import Evaluator
+from fne.evolution.finalists import shortlist, successive_halving
 from fne.evolution.individual import Candidate, Individual, from_row, objective_matrix_of, scored, table_of
 from fne.evolution.loop import Evolution, decorate
 from fne.evolution.population import load_ground_truth
@@ -112,22 +116,56 @@ def score_candidates(candidates: Sequence[Candidate], evaluator: Evaluator, heur
             for c, row in zip(candidates, rows, strict=True)]
 
 
-def final_pick(config: SearchConfig, population: Sequence[Individual], evaluated: Sequence[Individual]
-               ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """final_population.csv (aggregate over itself, `best` flag) and best.json's record, by config.final_pick."""
+def final_pick(config: SearchConfig, population: Sequence[Individual], evaluated: Sequence[Individual],
+               space: SearchSpace | None = None) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame | None]:
+    """final_population.csv (aggregate over itself, `best` flag), best.json's record and the finalists' table.
+
+    The pool (config.final_pick) is ranked by the aggregate; with config.finalists its best distinct
+    genotypes train briefly and the fastest-training one wins (finalists.py), else the smallest aggregate.
+    """
     names = config.heuristics
     pool = list(population) if config.final_pick == "population" else list(evaluated)
     scores = config.ranking()(objective_matrix_of(pool, names))
-    winner = int(np.argmin(scores))
+    winner, finalists = int(np.argmin(scores)), None
+    chosen = shortlist([ind.genotype for ind in pool], scores, config.finalists)
+    if len(chosen) > 1:  # one distinct candidate (or finalists 0 or 1) leaves nothing to decide
+        winner, finalists = _run_finalists(config, space or get_space(config.space), pool, scores, chosen)
     own = decorate(population, config.objectives, names, config.ranking())
     final = table_of(population, names, {**own.columns(), "best": [ind.id == pool[winner].id for ind in population]})
-    if config.final_pick == "population":  # decorated over the final population, as final_population.csv
+    if config.final_pick == "population" and finalists is None:  # decorated over the final population
         best = {key: _plain(value) for key, value in final[final["best"]].iloc[0].items() if key != "best"}
-    else:  # the individual's row with its aggregate over everything evaluated
+    else:  # the individual's row with its aggregate over the pool
         best = {key: _plain(value) for key, value in
                 table_of([pool[winner]], names, {"rank_combined": [scores[winner]]}).iloc[0].items()}
     best["rank_combined_of"] = list(names)
-    return final, best
+    if finalists is not None:
+        row = finalists[finalists["winner"]].iloc[0]
+        best["picked_by"] = f"finalists: fastest training of the best {len(finalists)} by rank_combined"
+        best["finalist_tse"] = _plain(row["tse"])
+        best["finalist_steps"] = _plain(row["steps"])
+    return final, best, finalists
+
+
+def _run_finalists(config: SearchConfig, space: SearchSpace, pool: Sequence[Individual], scores: np.ndarray,
+                   chosen: list[int]) -> tuple[int, pd.DataFrame]:
+    """(index in pool of the winner, finalists.csv) of the short training of the `chosen` best genotypes."""
+    settings = config.finalist_config()
+    device = resolve_device(config.device)
+    arrays = load_cifar10(config.data_dir, "train")
+    images = torch.from_numpy(np.ascontiguousarray(arrays.images)).to(device)
+    labels = torch.from_numpy(arrays.labels.astype(np.int64)).to(device)
+    log.info("finalists: the best %d by %s train %d steps at most (%d steps in all, width %s)", len(chosen),
+             config.aggregate, settings.rungs[-1], dataclasses.replace(settings, top=len(chosen)).steps(),
+             settings.C or "the space's")
+
+    def on_rung(number: int, alive: int) -> None:
+        log.info("finalists: rung %d done, %d trained %d steps", number + 1, alive, settings.rungs[number])
+
+    table = successive_halving(space, [pool[i].genotype for i in chosen], images, labels, settings, device,
+                               on_rung=on_rung)
+    table.insert(0, "id", [pool[i].id for i in chosen])
+    table.insert(2, "rank_combined", [float(scores[i]) for i in chosen])
+    return chosen[int(np.flatnonzero(table["winner"].to_numpy())[0])], table
 
 
 def _plain(value: Any) -> Any:
@@ -194,8 +232,8 @@ def _drive(config: SearchConfig, space: SearchSpace, run_dir: Path, config_dict:
         bars.close()
     best = None
     if evolution.done:
-        final, best = final_pick(config, evolution.population, evaluated)
-        recorder.finish(final, best)
+        final, best, finalists = final_pick(config, evolution.population, evaluated, space)
+        recorder.finish(final, best, finalists)
         accuracy = "" if np.isnan(best.get("true_accuracy", np.nan)) else f", true accuracy {best['true_accuracy']}%"
         log.info("best by %s: %s (id %s, rank_combined %s%s)", config.aggregate, best["genotype"], best["id"],
                  best["rank_combined"], accuracy)

@@ -13,6 +13,7 @@ from fne.config_meta import cli
 from fne.data.cifar10 import find_cifar10_dir
 from fne.errors import CheckpointError, ConfigError, DataError
 from fne.evolution import rundir
+from fne.evolution.finalists import FinalistConfig
 from fne.evolution.tournament import TournamentConfig
 from fne.genotopheno.spaces import SPACES
 from fne.scoring.aggregation import AGGREGATES
@@ -21,8 +22,9 @@ from fne.version import __version__
 
 EXTRA_OBJECTIVES = ("params", "flops")
 FINAL_PICKS = ("population", "evaluated")
+FINALIST_SEED_PATH = (2**31 - 1,)  # derived_seed path of the finalists' training: no generation number reaches it
 # The loop's size when neither the config nor the space (SearchSpace.search_defaults) sets it.
-LOOP_DEFAULTS = {"population": 16, "offspring": 16, "generations": 8, "tournament_every": 3}
+LOOP_DEFAULTS = {"population": 16, "offspring": 16, "generations": 8, "tournament_every": 3, "finalists": 0}
 # Pareto objectives of the default scores: three families, each the rank aggregate of its members within the
 # pool (activation statistics of one forward, gradient statistics, size). Seven objectives of their own
 # leave 32% of a pool of 40 non-dominated, the three groups 10% (report/heuristics/aggregation.md): the
@@ -108,6 +110,16 @@ class SearchConfig:
     final_pick: str = field(default="evaluated", metadata=cli(
         "The final best is the smallest rank_combined among the final population or everything evaluated.",
         choices=FINAL_PICKS))
+    finalists: int | None = field(default=None, metadata=cli(
+        "The final pick's short list: this many best candidates by rank_combined train briefly and the one that "
+        "trains fastest wins (successive halving by mean training loss; 0: off, the pick is the smallest "
+        "rank_combined).", min=0, per_space=True))
+    finalist_steps: int = field(default=100, metadata=cli(
+        "Training steps of the finalists still in contention at the end; the field halves after 1/8, 1/4 and "
+        "1/2 of them.", min=8))
+    finalist_C: int | None = field(default=None, metadata=cli(
+        "Channels C of the finalists' training copies (default: the space's; NB201 trains them at 8).",
+        flag="--finalist-width", min=1, per_space=True))
 
     def __post_init__(self) -> None:
         space = SPACES[self.space]  # ConfigError naming the known spaces
@@ -159,6 +171,9 @@ class SearchConfig:
             raise ConfigError(f"aggregate={self.aggregate!r} is not one of {', '.join(AGGREGATES)}")
         if self.final_pick not in FINAL_PICKS:
             raise ConfigError(f"final_pick={self.final_pick!r} is not one of {', '.join(FINAL_PICKS)}")
+        if self.finalists < 0 or self.finalist_steps < 8:
+            raise ConfigError(f"finalists={self.finalists} must be 0 (off) or positive and finalist_steps="
+                              f"{self.finalist_steps} at least 8")
         if self.ground_truth is not None and not space.supports_ground_truth:
             known = ", ".join(name for name in SPACES if SPACES[name].supports_ground_truth)
             raise ConfigError(f"--ground-truth is for --space {known} only (got --space {self.space})")
@@ -176,6 +191,12 @@ class SearchConfig:
         """How candidates are scored."""
         return FitnessConfig(batch_size=self.batch_size, seed=self.seed, device=self.device,
                              heuristics=self.heuristics)
+
+    def finalist_config(self) -> FinalistConfig:
+        """How the finalists train: rungs at 1/8, 1/4, 1/2 and all of finalist_steps, seeded by the run."""
+        steps = self.finalist_steps
+        return FinalistConfig(top=self.finalists, rungs=(steps // 8, steps // 4, steps // 2, steps),
+                              C=self.finalist_C, seed=derived_seed(self.seed, *FINALIST_SEED_PATH))
 
     def tournament_config(self) -> TournamentConfig:
         """How one DARTS tournament trains (a third of the steps are weight-only warm-up)."""
@@ -204,13 +225,15 @@ def run_config_dict(config: SearchConfig) -> dict[str, Any]:
             "space": config.space, "seed": config.seed, "heuristics": list(config.heuristics),
             "objectives": list(config.objectives), "search": _jsonable(asdict(config)),
             "fitness": _jsonable(asdict(config.fitness_config())),
-            "tournament": _jsonable(asdict(config.tournament_config()))}
+            "tournament": _jsonable(asdict(config.tournament_config())),
+            "finalists": _jsonable(asdict(config.finalist_config()))}
 
 
 def config_from_dict(data: dict[str, Any]) -> SearchConfig:
     """The SearchConfig saved in a run's config.json."""
     try:
-        return SearchConfig(**data["search"])
+        # Runs started before the finalists' stage existed pick by rank_combined alone, and resume that way.
+        return SearchConfig(**{"finalists": 0, **data["search"]})
     except (KeyError, TypeError) as error:
         raise CheckpointError(f"config.json does not hold a search config this fne understands ({error})") \
             from None

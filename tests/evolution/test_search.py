@@ -34,7 +34,8 @@ def toy_score(genotype: str) -> dict[str, float]:
 
 
 # The toy score stands in for the original method's three heuristics, ranked linearly, best of the final population.
-ORIGINAL = dict(heuristics=ORIGINAL_HEURISTICS, aggregate="linear", final_pick="population", tournament_prior=0.0)
+ORIGINAL = dict(heuristics=ORIGINAL_HEURISTICS, aggregate="linear", final_pick="population", tournament_prior=0.0,
+                finalists=0)
 TOY_CONFIG = SearchConfig(**ORIGINAL, space="nb201", population=6, offspring=4, generations=3, tournament_every=2,
                           tournament_size=2, tournament_steps=3, tournament_C=4, seed=11)
 
@@ -158,6 +159,7 @@ def test_cli_nb201_search_with_real_heuristics_resumes_exactly(capsys, tmp_path)
     options = ["--space", "nb201", "--population", "3", "--offspring", "2", "--generations", "2",
                "--tournament-every", "2", "--tournament-size", "2", "--tournament-steps", "2",
                "--tournament-width", "4", "--batch-size", "8", "--seed", "4", "--device", "cpu",
+               "--finalists", "3", "--finalist-steps", "8", "--finalist-width", "2",
                "--ground-truth", str(GROUND_TRUTH)]
     code, err = _cli([*options, "--out", str(tmp_path / "whole")], capsys)
     assert code == 0, err
@@ -172,7 +174,7 @@ def test_cli_nb201_search_with_real_heuristics_resumes_exactly(capsys, tmp_path)
 
     config = SearchConfig(space="nb201", population=3, offspring=2, generations=2, tournament_every=2,
                           tournament_size=2, tournament_steps=2, tournament_C=4, batch_size=8, seed=4, device="cpu",
-                          ground_truth=str(Path(GROUND_TRUTH).resolve()),
+                          finalists=3, finalist_steps=8, finalist_C=2, ground_truth=str(Path(GROUND_TRUTH).resolve()),
                           ground_truth_sha256=file_sha256(GROUND_TRUTH))
     run_search(config, tmp_path / "killed", progress=False, stop_after=1)
     code, err = _cli(["--resume", str(tmp_path / "killed"), "--seed", "5"], capsys)
@@ -180,3 +182,7 @@ def test_cli_nb201_search_with_real_heuristics_resumes_exactly(capsys, tmp_path)
     code, err = _cli(["--resume", str(tmp_path / "killed")], capsys)
     assert code == 0, err
     _same_run(tmp_path / "whole", tmp_path / "killed")
+    finalists = pd.read_csv(tmp_path / "whole" / "finalists.csv")
+    pd.testing.assert_frame_equal(finalists, pd.read_csv(tmp_path / "killed" / "finalists.csv"), check_exact=True)
+    best = json.loads((tmp_path / "whole" / "best.json").read_text())
+    assert best["genotype"] == finalists.loc[finalists["winner"], "genotype"].item()

@@ -1,0 +1,170 @@
+"""The finalists' stage: a short training of the aggregate's best few, kept by training speed.
+
+The training-free scores rank the space well as a whole (Spearman 0.94 on NB201) but saturate at its top:
+every expressivity score and FLOPs prefer one more convolution, so among the best few percent they pick
+conv-dense cells over the residual cells that train best (report/heuristics/README.md). Trainability is
+what separates those, and a short training measures it directly. This stage trains the `top` best
+candidates by the aggregate, from the same initial seed on the same stream of augmented images, and
+keeps them by their training-speed estimate (TSE; Ru et al., "Speedy Performance Estimation for Neural
+Architecture Search", NeurIPS 2021): the mean training loss over the steps so far, lower = better. It
+halves the field at each rung (successive halving; Jamieson & Talwalkar, AISTATS 2016), so most of the
+steps go to the few candidates still in contention.
+
+    table = successive_halving(space, ["C+CC+kCC", "C+CC+cCC", ...], images, labels, FinalistConfig())
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fne.errors import ConfigError
+from fne.genotopheno.search_space import SearchSpace
+from fne.training import augment_batch
+
+
+@dataclass(frozen=True)
+class FinalistConfig:
+    """How the finalists train: narrow copies of the networks, SGD at a constant rate after a warm-up."""
+
+    top: int = 64  # candidates (best by the aggregate) that start; 0 turns the stage off
+    rungs: tuple[int, ...] = (12, 25, 50, 100)  # cumulative steps after which the worse half stops
+    C: int | None = 8  # width override: the ranking, not the accuracy, is what matters (None: the space's)
+    batch_size: int = 64
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_steps: int = 10  # linear warm-up; then constant, so a run can be continued rung by rung
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rungs", tuple(int(r) for r in self.rungs))
+        if self.top < 0:
+            raise ConfigError(f"finalists top={self.top} must be 0 (off) or positive")
+        if not self.rungs or any(r < 1 for r in self.rungs) or list(self.rungs) != sorted(set(self.rungs)):
+            raise ConfigError(f"finalist rungs {self.rungs} must be increasing positive step counts")
+        if self.batch_size < 1 or self.lr <= 0 or self.warmup_steps < 0:
+            raise ConfigError("finalist batch_size, lr and warmup_steps must be positive (warm-up may be 0)")
+
+    def steps(self) -> int:
+        """Total training steps of the stage when it starts `top` candidates (the unit of its cost)."""
+        alive, done, total = self.top, 0, 0
+        for rung in self.rungs:
+            total += alive * (rung - done)
+            done, alive = rung, math.ceil(alive / 2)
+        return total
+
+
+class _Run:
+    """One finalist's network, optimiser and training losses, continued rung by rung."""
+
+    def __init__(self, model: nn.Module, config: FinalistConfig):
+        self.model = model.train()
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                         nesterov=True, weight_decay=config.weight_decay)
+        self.config = config
+        self.losses: list[float] = []
+
+    def advance(self, batches: Callable[[int], tuple[torch.Tensor, torch.Tensor]], until: int) -> None:
+        """Train up to step `until` on the shared stream; a non-finite loss makes every later loss inf."""
+        for step in range(len(self.losses), until):
+            if self.losses and not math.isfinite(self.losses[-1]):
+                self.losses.append(math.inf)
+                continue
+            warm = self.config.warmup_steps
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.config.lr * min(1.0, (step + 1) / warm) if warm else self.config.lr
+            x, y = batches(step)
+            output = self.model(x)
+            logits = output[0] if isinstance(output, tuple) else output  # DARTS nets add an auxiliary head
+            loss = F.cross_entropy(logits, y)
+            if not torch.isfinite(loss):
+                self.losses.append(math.inf)
+                continue
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.losses.append(float(loss.detach()))
+
+    def tse(self) -> float:
+        """Training-speed estimate: the mean training loss over every step so far (lower = trains faster)."""
+        return float(np.mean(self.losses)) if self.losses else math.inf
+
+
+def shortlist(genotypes: Sequence[str], scores: Sequence[float], top: int) -> list[int]:
+    """Indices of the `top` best distinct genotypes by ascending score (ties: the earlier), non-finite last."""
+    if top < 1:
+        return []
+    values = np.asarray(scores, dtype=float)
+    keyed = np.where(np.isfinite(values), values, np.inf)
+    chosen: list[int] = []
+    seen: set[str] = set()
+    for index in np.argsort(keyed, kind="stable"):
+        if genotypes[index] not in seen:
+            seen.add(genotypes[index])
+            chosen.append(int(index))
+        if len(chosen) == top:
+            break
+    return chosen
+
+
+def batch_stream(images: torch.Tensor, labels: torch.Tensor, config: FinalistConfig
+                 ) -> Callable[[int], tuple[torch.Tensor, torch.Tensor]]:
+    """step -> (x, y): a seeded pass over the uint8 NHWC images, cropped and flipped, the same for everyone."""
+    n = len(images)
+    if n < config.batch_size:
+        raise ConfigError(f"finalists need at least batch_size={config.batch_size} images, got {n}")
+    order = torch.from_numpy(np.random.default_rng(config.seed).permutation(n)).to(images.device)
+    per_epoch = n // config.batch_size
+
+    def batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        start = (step % per_epoch) * config.batch_size
+        index = order[start:start + config.batch_size]
+        generator = torch.Generator(device=images.device).manual_seed(config.seed * 1_000_003 + step)
+        return augment_batch(images[index], generator, cutout=0), labels[index]
+
+    return batch
+
+
+def successive_halving(space: SearchSpace, genotypes: Sequence[str], images: torch.Tensor, labels: torch.Tensor,
+                       config: FinalistConfig, device: torch.device | str = "cpu",
+                       on_rung: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """Train the genotypes (best first) rung by rung, halving by TSE; one row each, `winner` flags the pick.
+
+    images are uint8 NHWC training images and labels their int64 classes, on `device`. Ties (and inf
+    losses) keep the earlier genotype, so the aggregate's order breaks them.
+    """
+    if not genotypes:
+        raise ConfigError("successive halving needs at least one genotype")
+    batches = batch_stream(images, labels, config)
+    runs = []
+    for genotype in genotypes:
+        model = space.build(genotype, C=config.C, seed=config.seed).to(device)
+        runs.append(_Run(model, config))
+    alive = list(range(len(runs)))
+    stopped_at = [0] * len(runs)
+    for number, rung in enumerate(config.rungs):
+        if len(alive) == 1:  # the field is decided: training the winner on alone would change nothing
+            break
+        for index in alive:
+            runs[index].advance(batches, rung)
+            stopped_at[index] = rung
+        if on_rung is not None:
+            on_rung(number, len(alive))
+        order = sorted(alive, key=lambda i: (runs[i].tse(), i))
+        alive = order[:math.ceil(len(alive) / 2)] if number < len(config.rungs) - 1 else order[:1]
+    return pd.DataFrame({
+        "genotype": list(genotypes),
+        "order": np.arange(len(runs)),
+        "steps": stopped_at,
+        "tse": [run.tse() for run in runs],
+        "final_loss": [run.losses[-1] if run.losses else math.inf for run in runs],
+        "winner": [i == alive[0] for i in range(len(runs))],
+    })

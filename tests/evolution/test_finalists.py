@@ -1,0 +1,124 @@
+"""The finalists' stage: shortlist, training-speed estimate against a plain loop, successive halving's rungs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fne.data.cifar10 import load_cifar10
+from fne.errors import ConfigError
+from fne.evolution.finalists import FinalistConfig, batch_stream, shortlist, successive_halving
+from fne.evolution.search_config import SearchConfig, config_from_dict, run_config_dict
+from fne.genotopheno.spaces import get_space
+from fne.training import augment_batch
+
+TINY = FinalistConfig(top=4, rungs=(2, 4, 6), C=2, batch_size=8, lr=0.05, warmup_steps=2, seed=3)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[torch.Tensor, torch.Tensor]:
+    arrays = load_cifar10(None, "train")  # the 1,000 real training images shipped with fne
+    return torch.from_numpy(arrays.images[:64].copy()), torch.from_numpy(arrays.labels[:64].astype(np.int64))
+
+
+def test_shortlist_takes_the_best_distinct_genotypes_and_puts_non_finite_last():
+    genotypes = ["a", "b", "a", "c", "d", "e"]
+    scores = [3.0, 1.0, 0.5, np.nan, 2.0, np.inf]
+    assert shortlist(genotypes, scores, 3) == [2, 1, 4]  # the second "a" is better; NaN and inf come last
+    assert shortlist(genotypes, scores, 10) == [2, 1, 4, 3, 5]  # ties among non-finite keep their order
+    assert shortlist(["x", "y"], [1.0, 1.0], 1) == [0]
+    assert shortlist(genotypes, scores, 0) == []
+
+
+def test_total_steps_follow_the_halving():
+    # 32 x 25 + 16 x 25 + 8 x 50 + 4 x 100: every rung trains the survivors up to its step count.
+    assert FinalistConfig(top=32, rungs=(25, 50, 100, 200)).steps() == 2000
+    assert FinalistConfig(top=5, rungs=(1, 2, 4)).steps() == 5 * 1 + 3 * 1 + 2 * 2
+
+
+@pytest.mark.parametrize("settings", [dict(top=-1), dict(rungs=()), dict(rungs=(4, 2)), dict(rungs=(0, 3)),
+                                      dict(lr=0.0)])
+def test_bad_settings_are_refused(settings):
+    with pytest.raises(ConfigError):
+        FinalistConfig(**settings)
+
+
+def _plain_loop(genotype: str, images, labels, config: FinalistConfig, steps: int) -> list[float]:
+    """The reference: one network trained on its own, batch by batch, with the same recipe written out."""
+    model = get_space("nb201").build(genotype, C=config.C, seed=config.seed).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
+                                weight_decay=config.weight_decay)
+    order = np.random.default_rng(config.seed).permutation(len(images))
+    per_epoch = len(images) // config.batch_size
+    losses = []
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * min(1.0, (step + 1) / config.warmup_steps)
+        index = torch.from_numpy(order[(step % per_epoch) * config.batch_size:][:config.batch_size])
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+        x = augment_batch(images[index], generator, cutout=0)
+        loss = F.cross_entropy(model(x), labels[index])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_each_finalist_trains_as_if_alone_and_halving_keeps_the_lowest_tse(data):
+    images, labels = data
+    genotypes = ["C+CC+kCC", "n+nn+nnn", "k+kk+kkk", "C+Cc+CCc", "a+aa+aaa"]
+    table = successive_halving(get_space("nb201"), genotypes, images, labels, TINY)
+    # 5 start, 3 reach step 4, 2 reach step 6, one of those wins.
+    assert sorted(table["steps"]) == [2, 2, 4, 6, 6]
+    for row in table.itertuples():
+        reference = _plain_loop(row.genotype, images, labels, TINY, row.steps)
+        assert row.tse == pytest.approx(np.mean(reference), rel=1e-5)
+        assert row.final_loss == pytest.approx(reference[-1], rel=1e-5)
+    for rung, survivors in ((2, 3), (4, 2)):
+        reached = table[table["steps"] > rung]
+        stopped = table[table["steps"] == rung]
+        assert len(reached) == survivors
+        # Every survivor trained better than every candidate stopped at this rung, compared at the rung.
+        at_rung = {g: np.mean(_plain_loop(g, images, labels, TINY, rung)) for g in table["genotype"]}
+        assert max(at_rung[g] for g in reached["genotype"]) <= min(at_rung[g] for g in stopped["genotype"])
+    finalists = table[table["steps"] == 6]
+    assert table.loc[table["winner"], "genotype"].item() == finalists.loc[finalists["tse"].idxmin(), "genotype"]
+    assert table["winner"].sum() == 1
+
+
+def test_the_stream_is_shared_and_wraps_around(data):
+    images, labels = data
+    batches = batch_stream(images, labels, TINY)
+    x0, y0 = batches(0)
+    x8, y8 = batches(8)  # 64 images / 8 per batch: step 8 starts the pass again, with new augmentation
+    assert torch.equal(y0, y8) and not torch.equal(x0, x8)
+    assert torch.equal(batches(3)[0], batch_stream(images, labels, TINY)(3)[0])
+    with pytest.raises(ConfigError, match="at least batch_size"):
+        batch_stream(images[:4], labels[:4], TINY)
+
+
+def test_a_diverging_finalist_loses_without_stopping_the_stage(data):
+    images, labels = data
+    hot = FinalistConfig(top=2, rungs=(3,), C=2, batch_size=8, lr=1e6, warmup_steps=0, seed=0)
+    table = successive_halving(get_space("nb201"), ["C+CC+CCC", "n+nn+nnn"], images, labels, hot)
+    assert table["winner"].sum() == 1
+    assert all(math.isfinite(v) or v == math.inf for v in table["tse"])
+
+
+def test_search_config_rungs_defaults_and_old_runs():
+    nb201, darts = SearchConfig(space="nb201"), SearchConfig(space="darts")
+    assert (nb201.finalists, nb201.finalist_C, darts.finalists, darts.finalist_C) == (64, 8, 0, None)
+    assert nb201.finalist_config().rungs == (12, 25, 50, 100)
+    assert FinalistConfig(top=64, rungs=nb201.finalist_config().rungs).steps() == 1984
+    assert SearchConfig(space="nb201", finalist_steps=9).finalist_config().rungs == (1, 2, 4, 9)
+    with pytest.raises(ConfigError, match="finalist"):
+        SearchConfig(space="nb201", finalist_steps=4)
+    saved = run_config_dict(nb201)
+    assert saved["finalists"]["top"] == 64 and config_from_dict(saved) == nb201
+    del saved["search"]["finalists"]  # a run directory from before the stage existed resumes without it
+    assert config_from_dict(saved).finalists == 0
