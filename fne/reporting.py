@@ -82,9 +82,10 @@ def _score_columns(frame: pd.DataFrame, objectives: tuple[str, ...]) -> list[str
 
 
 def _best_section(tables: RunTables, best: pd.Series, cell_files: list[str]) -> list[str]:
-    lines = ["## Best cell", "",
-             "The best rank-combined score on the final Pareto front (what `fne export RUN_DIR` picks by default).",
-             "", f"Genotype: `{best['genotype']}`", ""]
+    how = best.get("picked_by")
+    how = f"Picked by {how}" if isinstance(how, str) else "The smallest rank_combined of the run's final pick"
+    lines = ["## Best cell", "", f"{how} (what `fne export RUN_DIR` picks by default).", "",
+             f"Genotype: `{best['genotype']}`", ""]
     for label, text in get_space(tables.space).alternative_forms(str(best["genotype"])).items():
         lines[-1:-1] = ["", f"{label}: `{text}`"]
     lines += [markdown_table(best[_score_columns(best.to_frame().T, tables.objectives)].to_frame().T), ""]
@@ -122,6 +123,11 @@ def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
                   f"{len(front)} non-dominated individuals"
                   + (f" (first {FRONT_ROWS_SHOWN} by rank-combined score)" if len(front) > FRONT_ROWS_SHOWN else "")
                   + "; every objective is minimised.", "", markdown_table(order[columns].head(FRONT_ROWS_SHOWN)), ""]
+    if "finalists" in tables.optional:
+        finalists = tables.optional["finalists"].sort_values(["steps", "tse"], ascending=[False, True])
+        lines += ["## Finalists", "", f"The {len(finalists)} best by rank_combined trained briefly; each row: the "
+                  "steps it trained before successive halving stopped it and its training-speed estimate (mean "
+                  "training loss, lower = faster). The winner is the pick.", "", markdown_table(finalists), ""]
     lines += ["## Figures", ""]
     for entry in entries:
         lines += [f"### {entry.title}", ""]

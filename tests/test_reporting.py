@@ -35,6 +35,7 @@ def tiny_run(tmp_path_factory) -> Path:
     torch.set_num_threads(1)  # tiny networks; threads only contend on a shared 2-core machine
     config = SearchConfig(space="nb201", population=4, offspring=4, generations=2, tournament_every=2,
                           tournament_size=2, tournament_steps=3, batch_size=8, device="cpu", seed=0,
+                          finalists=2, finalist_steps=8, finalist_C=2,
                           ground_truth=str(NB201_CSV) if NB201_CSV.is_file() else None)
     try:
         return run_search(config, tmp_path_factory.mktemp("runs") / "tiny", progress=False).run_dir
@@ -57,6 +58,10 @@ def test_report_of_a_real_run_has_every_figure(tiny_run, tmp_path):
     assert genotype_from_run(tiny_run)[1] == best["genotype"]
     front = pd.read_csv(tiny_run / "pareto_front.csv")
     assert all(f"| {genotype} |" in page for genotype in front["genotype"])
+    # 2 finalists trained (--finalists 2): the page says the pick came from them and lists both
+    finalists = pd.read_csv(tiny_run / "finalists.csv")
+    assert "Picked by finalists" in page and "## Finalists" in page and len(finalists) == 2
+    assert best["genotype"] == finalists.loc[finalists["winner"], "genotype"].item()
 
 
 def test_missing_optional_files_are_skipped_with_a_note(tiny_run, tmp_path):
