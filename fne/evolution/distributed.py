@@ -312,7 +312,16 @@ class DaskEvaluator:
         if self.owns_client:
             self.client.close()
         if self.cluster is not None:
-            self.cluster.close()
+            # A worker slow to exit on a busy machine is killed after 4 s with a WARNING: expected when fne
+            # closes its own finished cluster, so it shows only at -vv like dask's other records.
+            nanny = logging.getLogger("distributed.nanny")
+            level = nanny.level
+            if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+                nanny.setLevel(logging.ERROR)
+            try:
+                self.cluster.close()
+            finally:
+                nanny.setLevel(level)
 
     def __enter__(self) -> DaskEvaluator:
         return self
