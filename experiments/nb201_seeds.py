@@ -83,8 +83,8 @@ def write_markdown(table: pd.DataFrame, args: argparse.Namespace, path: Path) ->
         "# NB201 search quality over seeds", "",
         "`python NAS_on_cifar10.py --space nb201 --ground-truth ... --seed K --device cpu --threads "
         f"{args.threads} {' '.join(args.extra)}` (every other setting at its default; run by "
-        "`python experiments/nb201_seeds.py`). The best architecture is the search's pick (best.json): the "
-        "smallest rank_combined over everything it evaluated; true accuracy = NB201 CIFAR-10 test accuracy "
+        "`python experiments/nb201_seeds.py`). The best architecture is the search's pick (best.json; how it "
+        "was picked is in config.json and best.json's picked_by); true accuracy = NB201 CIFAR-10 test accuracy "
         "after 200 epochs, looked up afterwards (never used by the search).", "",
         f"**Best architecture's true accuracy: {accuracy.mean():.2f} +- {accuracy.std(ddof=1):.2f}% "
         f"(mean +- std over {len(table)} seeds)**; TE-NAS {TE_NAS}%, NB201 optimum {OPTIMUM}%. "
