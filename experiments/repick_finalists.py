@@ -10,6 +10,8 @@ process's own.
         --out experiments/results/nb201_finalists/seed0
     python experiments/repick_finalists.py --summarise experiments/results/nb201_seeds/seed{0,1,2,3,4} \
         --out experiments/results/nb201_finalists   # -> nb201_finalists.md / .csv beside that folder
+    python experiments/repick_finalists.py --redecide experiments/results/nb201_seeds/seed0 \
+        --out experiments/results/nb201_finalists   # only the final decision again, by the current rule
 
 The summary reads each run's own pick and CPU time (best.json, experiment_timing.json) and the re-pick's,
 and looks the true accuracies up afterwards (the stage never reads them).
@@ -28,7 +30,8 @@ import pandas as pd
 
 from fne.evolution import rundir
 from fne.evolution.individual import from_row
-from fne.evolution.search import final_pick
+from fne.evolution.finalists import decide
+from fne.evolution.search import _plain, final_pick, picked_by_finalists
 from fne.evolution.search_config import config_from_dict
 from fne.threads import apply_thread_rule
 
@@ -52,6 +55,26 @@ def repick(run_dir: Path, out: Path, **settings: int | None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if finalists is not None:
         rundir.atomic_write_csv(out / "finalists.csv", finalists)
+    rundir.atomic_write_json(out / "best.json", best, strict=True)
+    return best
+
+
+def redecide(run_dir: Path, out: Path) -> dict:
+    """Redo only the final decision of an earlier re-pick (same training) with the current `decide` rule."""
+    table = rundir.read_table(out / "finalists.csv")
+    last = table[table["steps"] == table["steps"].max()].sort_values(["tse", "order"])
+    winner = int(last["order"].iloc[decide(last["tse"].to_numpy(), last["rank_combined"].to_numpy())])
+    table["winner"] = table["order"] == winner
+    row = table[table["winner"]].iloc[0]
+    history = rundir.read_table(run_dir / "history.csv")
+    record = history[history["id"] == row["id"]].iloc[0]
+    old = json.loads((out / "best.json").read_text())
+    keep = ("rank_combined_of", "cpu_minutes", "wall_minutes")
+    best = {**{key: old[key] for key in keep}, **{key: _plain(value) for key, value in record.items()
+                                                 if key in old and key not in keep}}
+    best.update(picked_by=picked_by_finalists(len(table)), rank_combined=float(row["rank_combined"]), finalist_tse=float(row["tse"]),
+                finalist_steps=int(row["steps"]), redecided=True)
+    rundir.atomic_write_csv(out / "finalists.csv", table)
     rundir.atomic_write_json(out / "best.json", best, strict=True)
     return best
 
@@ -90,11 +113,16 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path, nargs="+")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--summarise", action="store_true", help="summarise the re-picks of the runs in --out")
+    parser.add_argument("--redecide", action="store_true", help="redo only the final decision of the re-picks")
     parser.add_argument("--finalists", type=int)
     parser.add_argument("--finalist-steps", type=int)
     parser.add_argument("--finalist-width", type=int)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    if args.redecide:
+        for run_dir in args.run_dir:
+            print(redecide(run_dir, args.out / run_dir.name)["genotype"])
+        return
     if args.summarise:
         print(summarise(args.run_dir, args.out).to_string())
         return

@@ -10,6 +10,11 @@ Architecture Search", NeurIPS 2021): the mean training loss over the steps so fa
 halves the field at each rung (successive halving; Jamieson & Talwalkar, AISTATS 2016), so most of the
 steps go to the few candidates still in contention.
 
+The last rung's survivors all train fast, and there early training has its known bias: among networks
+that train well, the smaller one (one convolution fewer) leads the first hundred steps and ends lower.
+So the final decision adds back the capacity signal that the training-free aggregate measures: the pick
+is the smallest AZ-NAS log-rank aggregate of (TSE, rank_combined) over the survivors (`decide`).
+
     table = successive_halving(space, ["C+CC+kCC", "C+CC+cCC", ...], images, labels, FinalistConfig())
 """
 
@@ -26,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fne.errors import ConfigError
+from fne.scoring.aggregation import az_nas_log_rank
 from fne.genotopheno.search_space import SearchSpace
 from fne.training import augment_batch
 
@@ -115,6 +121,14 @@ def shortlist(genotypes: Sequence[str], scores: Sequence[float], top: int) -> li
     return chosen
 
 
+def decide(tse: Sequence[float], prior: Sequence[float] | None = None) -> int:
+    """Index of the winner among the last survivors: smallest TSE, or with a prior (rank_combined) their log-rank sum."""
+    values = np.asarray(tse, dtype=float)
+    keyed = values if prior is None else az_nas_log_rank(np.column_stack([values, np.asarray(prior, dtype=float)]))
+    keyed = np.where(np.isnan(keyed), np.inf, keyed)
+    return int(np.argsort(keyed, kind="stable")[0])
+
+
 def batch_stream(images: torch.Tensor, labels: torch.Tensor, config: FinalistConfig
                  ) -> Callable[[int], tuple[torch.Tensor, torch.Tensor]]:
     """step -> (x, y): a seeded pass over the uint8 NHWC images, cropped and flipped, the same for everyone."""
@@ -135,11 +149,13 @@ def batch_stream(images: torch.Tensor, labels: torch.Tensor, config: FinalistCon
 
 def successive_halving(space: SearchSpace, genotypes: Sequence[str], images: torch.Tensor, labels: torch.Tensor,
                        config: FinalistConfig, device: torch.device | str = "cpu",
-                       on_rung: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+                       on_rung: Callable[[int, int], None] | None = None,
+                       prior: Sequence[float] | None = None) -> pd.DataFrame:
     """Train the genotypes (best first) rung by rung, halving by TSE; one row each, `winner` flags the pick.
 
     images are uint8 NHWC training images and labels their int64 classes, on `device`. Ties (and inf
-    losses) keep the earlier genotype, so the aggregate's order breaks them.
+    losses) keep the earlier genotype, so the aggregate's order breaks them. `prior` (each genotype's
+    rank_combined) joins the TSE in the final decision among the last rung's survivors (`decide`).
     """
     if not genotypes:
         raise ConfigError("successive halving needs at least one genotype")
@@ -159,7 +175,11 @@ def successive_halving(space: SearchSpace, genotypes: Sequence[str], images: tor
         if on_rung is not None:
             on_rung(number, len(alive))
         order = sorted(alive, key=lambda i: (runs[i].tse(), i))
-        alive = order[:math.ceil(len(alive) / 2)] if number < len(config.rungs) - 1 else order[:1]
+        if number < len(config.rungs) - 1:
+            alive = order[:math.ceil(len(alive) / 2)]
+        else:
+            ranked_prior = None if prior is None else [prior[i] for i in order]
+            alive = [order[decide([runs[i].tse() for i in order], ranked_prior)]]
     return pd.DataFrame({
         "genotype": list(genotypes),
         "order": np.arange(len(runs)),

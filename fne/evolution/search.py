@@ -140,10 +140,16 @@ def final_pick(config: SearchConfig, population: Sequence[Individual], evaluated
     best["rank_combined_of"] = list(names)
     if finalists is not None:
         row = finalists[finalists["winner"]].iloc[0]
-        best["picked_by"] = f"finalists: fastest training of the best {len(finalists)} by rank_combined"
+        best["picked_by"] = picked_by_finalists(len(finalists))
         best["finalist_tse"] = _plain(row["tse"])
         best["finalist_steps"] = _plain(row["steps"])
     return final, best, finalists
+
+
+def picked_by_finalists(count: int) -> str:
+    """best.json's `picked_by` when the finalists' stage decided among `count` candidates."""
+    return (f"finalists: the best {count} by rank_combined trained briefly; successive halving by training speed, "
+            "the last survivors decided by the log-rank sum of training speed and rank_combined")
 
 
 def _run_finalists(config: SearchConfig, space: SearchSpace, pool: Sequence[Individual], scores: np.ndarray,
@@ -162,7 +168,7 @@ def _run_finalists(config: SearchConfig, space: SearchSpace, pool: Sequence[Indi
         log.info("finalists: rung %d done, %d trained %d steps", number + 1, alive, settings.rungs[number])
 
     table = successive_halving(space, [pool[i].genotype for i in chosen], images, labels, settings, device,
-                               on_rung=on_rung)
+                               on_rung=on_rung, prior=[float(scores[i]) for i in chosen])
     table.insert(0, "id", [pool[i].id for i in chosen])
     table.insert(2, "rank_combined", [float(scores[i]) for i in chosen])
     return chosen[int(np.flatnonzero(table["winner"].to_numpy())[0])], table

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 
 from fne.data.cifar10 import load_cifar10
 from fne.errors import ConfigError
-from fne.evolution.finalists import FinalistConfig, batch_stream, shortlist, successive_halving
+from fne.evolution.finalists import FinalistConfig, batch_stream, decide, shortlist, successive_halving
 from fne.evolution.search_config import SearchConfig, config_from_dict, run_config_dict
 from fne.genotopheno.spaces import get_space
 from fne.training import augment_batch
@@ -32,6 +33,14 @@ def test_shortlist_takes_the_best_distinct_genotypes_and_puts_non_finite_last():
     assert shortlist(genotypes, scores, 10) == [2, 1, 4, 3, 5]  # ties among non-finite keep their order
     assert shortlist(["x", "y"], [1.0, 1.0], 1) == [0]
     assert shortlist(genotypes, scores, 0) == []
+
+
+def test_the_final_decision_weighs_training_speed_against_the_prior():
+    tse, prior = [1.0, 1.1, 1.2], [3.0, 1.0, 2.0]
+    assert decide(tse) == 0
+    # By hand, m = 3 and -log(r / 3) with r = 3 for the best: tse 0, 0.405, 1.099; prior 1.099, 0, 0.405.
+    assert decide(tse, prior) == 1
+    assert decide([np.nan, 2.0]) == 1 and decide([1.0, 1.0]) == 0  # NaN loses; ties keep the order
 
 
 def test_total_steps_follow_the_halving():
@@ -89,6 +98,22 @@ def test_each_finalist_trains_as_if_alone_and_halving_keeps_the_lowest_tse(data)
     finalists = table[table["steps"] == 6]
     assert table.loc[table["winner"], "genotype"].item() == finalists.loc[finalists["tse"].idxmin(), "genotype"]
     assert table["winner"].sum() == 1
+
+
+def test_the_prior_decides_only_among_the_last_survivors(data):
+    images, labels = data
+    genotypes = ["C+CC+kCC", "n+nn+nnn", "k+kk+kkk", "C+Cc+CCc", "a+aa+aaa"]
+    config = FinalistConfig(top=5, rungs=(2, 4), C=2, batch_size=8, lr=0.05, warmup_steps=2, seed=3)
+    plain = successive_halving(get_space("nb201"), genotypes, images, labels, config)
+    last = plain[plain["steps"] == 4].sort_values("tse")
+    assert len(last) == 3 and plain.loc[plain["winner"], "genotype"].item() == last["genotype"].iloc[0]
+    # Prior: the middle survivor best, the fastest worst; by hand (m = 3) the middle scores 0.405 + 0,
+    # the fastest 0 + 1.099 and the slowest 1.099 + 0.405, so the middle one wins.
+    fastest, middle, slowest = last.index
+    prior = [{middle: 0.0, slowest: 1.0, fastest: 2.0}.get(i, -5.0) for i in range(len(genotypes))]
+    weighed = successive_halving(get_space("nb201"), genotypes, images, labels, config, prior=prior)
+    pd.testing.assert_frame_equal(weighed.drop(columns="winner"), plain.drop(columns="winner"))
+    assert weighed.loc[weighed["winner"], "genotype"].item() == plain.loc[middle, "genotype"]
 
 
 def test_the_stream_is_shared_and_wraps_around(data):
