@@ -98,7 +98,16 @@ def summarise(run_dirs: list[Path], out: Path) -> pd.DataFrame:
                      "search_cpu_minutes": timing["cpu_minutes"], "finalists_cpu_minutes": new["cpu_minutes"]})
     table = pd.DataFrame(rows)
     table.to_csv(out.with_suffix(".csv"), index=False)
-    lines = ["| " + " | ".join(table.columns) + " |", "| " + " | ".join("---" for _ in table.columns) + " |"]
+    lines = ["# NB201: the finalists' stage on the five seed runs", "",
+             "Each run is `python NAS_on_cifar10.py --space nb201 --seed K` (400 evaluations; "
+             "experiments/results/nb201_seeds/), made before the finalists' stage existed; the stage runs after "
+             "the last generation and changes nothing before it, so `python experiments/repick_finalists.py RUN "
+             "--out ...` gives what a new run with the current defaults picks from the same evaluations "
+             "(64 finalists at width 8, 1,984 training steps on the 1,000 shipped images, one thread). "
+             "rank_combined_pick is the run's own pick (the smallest rank_combined over everything evaluated); "
+             "last_rung lists the true accuracies of the finalists that trained the full 100 steps, fastest "
+             "first. True accuracies are looked up afterwards; the stage never reads them.", "",
+             "| " + " | ".join(table.columns) + " |", "| " + " | ".join("---" for _ in table.columns) + " |"]
     lines += ["| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in row) + " |"
               for row in table.itertuples(index=False)]
     for column in ("rank_combined_accuracy", "finalists_accuracy", "search_cpu_minutes", "finalists_cpu_minutes"):
