@@ -62,7 +62,7 @@ def repick(run_dir: Path, out: Path, **settings: int | None) -> dict:
 def redecide(run_dir: Path, out: Path) -> dict:
     """Redo only the final decision of an earlier re-pick (same training) with the current `decide` rule."""
     table = rundir.read_table(out / "finalists.csv")
-    last = table[table["steps"] == table["steps"].max()].sort_values(["tse", "order"])
+    last = table[table["steps"] == table["steps"].max()].sort_values("order")  # ties: the aggregate's order
     winner = int(last["order"].iloc[decide(last["tse"].to_numpy(), last["rank_combined"].to_numpy())])
     table["winner"] = table["order"] == winner
     row = table[table["winner"]].iloc[0]
@@ -89,7 +89,7 @@ def summarise(run_dirs: list[Path], out: Path) -> pd.DataFrame:
         history = pd.read_csv(run_dir / "history.csv").drop_duplicates("genotype")
         truth = dict(zip(history["genotype"], history["true_accuracy"], strict=True))
         timing = json.loads((run_dir / "experiment_timing.json").read_text())
-        last = finalists[finalists["steps"] == finalists["steps"].max()]
+        last = finalists[finalists["steps"] == finalists["steps"].max()].sort_values("tse")
         rows.append({"run": run_dir.name, "rank_combined_pick": own["genotype"],
                      "rank_combined_accuracy": own["true_accuracy"], "finalists_pick": new["genotype"],
                      "finalists_accuracy": new["true_accuracy"],

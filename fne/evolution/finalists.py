@@ -174,12 +174,12 @@ def successive_halving(space: SearchSpace, genotypes: Sequence[str], images: tor
             stopped_at[index] = rung
         if on_rung is not None:
             on_rung(number, len(alive))
-        order = sorted(alive, key=lambda i: (runs[i].tse(), i))
         if number < len(config.rungs) - 1:
-            alive = order[:math.ceil(len(alive) / 2)]
-        else:
-            ranked_prior = None if prior is None else [prior[i] for i in order]
-            alive = [order[decide([runs[i].tse() for i in order], ranked_prior)]]
+            alive = sorted(alive, key=lambda i: (runs[i].tse(), i))[:math.ceil(len(alive) / 2)]
+        else:  # in the aggregate's order, so that it breaks ties here too
+            alive = sorted(alive)
+            last_prior = None if prior is None else [prior[i] for i in alive]
+            alive = [alive[decide([runs[i].tse() for i in alive], last_prior)]]
     return pd.DataFrame({
         "genotype": list(genotypes),
         "order": np.arange(len(runs)),
