@@ -72,8 +72,8 @@ def redecide(run_dir: Path, out: Path) -> dict:
     keep = ("rank_combined_of", "cpu_minutes", "wall_minutes")
     best = {**{key: old[key] for key in keep}, **{key: _plain(value) for key, value in record.items()
                                                  if key in old and key not in keep}}
-    best.update(picked_by=picked_by_finalists(len(table)), rank_combined=float(row["rank_combined"]), finalist_tse=float(row["tse"]),
-                finalist_steps=int(row["steps"]), redecided=True)
+    best.update(picked_by=picked_by_finalists(len(table)), rank_combined=float(row["rank_combined"]),
+                finalist_tse=float(row["tse"]), finalist_steps=int(row["steps"]), redecided=True)
     rundir.atomic_write_csv(out / "finalists.csv", table)
     rundir.atomic_write_json(out / "best.json", best, strict=True)
     return best

@@ -31,8 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from fne.errors import ConfigError
-from fne.scoring.aggregation import az_nas_log_rank
 from fne.genotopheno.search_space import SearchSpace
+from fne.scoring.aggregation import az_nas_log_rank
 from fne.training import augment_batch
 
 
@@ -63,6 +63,8 @@ class FinalistConfig:
         """Total training steps of the stage when it starts `top` candidates (the unit of its cost)."""
         alive, done, total = self.top, 0, 0
         for rung in self.rungs:
+            if alive == 1 and done:  # as successive_halving: a decided field trains no further
+                break
             total += alive * (rung - done)
             done, alive = rung, math.ceil(alive / 2)
         return total

@@ -6,9 +6,9 @@ Each generation: `Evolution.ask()` breeds candidates, the evaluator scores them 
 process, a dask cluster, or a function in tests), `Evolution.tell()` selects the next population (Pareto
 survival, or DARTS tournaments every `tournament_every`-th generation; loop.py, survival.py), and the
 `RunRecorder` writes the generation and its checkpoint (recorder.py). The final best individual comes
-from everything evaluated or the final population (`SearchConfig.final_pick`): the fastest-training of its
-`finalists` best by the aggregate (`rank_combined`; finalists.py), or with no finalists the smallest
-aggregate; it is written to best.json and flagged in final_population.csv.
+from everything evaluated or the final population (`SearchConfig.final_pick`): the winner of a short
+training of its `finalists` best by the aggregate (`rank_combined`; finalists.py), or with no finalists
+the smallest aggregate; it is written to best.json and flagged in final_population.csv.
 """
 
 from __future__ import annotations
@@ -121,7 +121,8 @@ def final_pick(config: SearchConfig, population: Sequence[Individual], evaluated
     """final_population.csv (aggregate over itself, `best` flag), best.json's record and the finalists' table.
 
     The pool (config.final_pick) is ranked by the aggregate; with config.finalists its best distinct
-    genotypes train briefly and the fastest-training one wins (finalists.py), else the smallest aggregate.
+    genotypes train briefly and finalists.py picks among them by training speed and the aggregate, else the
+    smallest aggregate wins.
     """
     names = config.heuristics
     pool = list(population) if config.final_pick == "population" else list(evaluated)

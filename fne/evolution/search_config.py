@@ -111,9 +111,9 @@ class SearchConfig:
         "The final best is the smallest rank_combined among the final population or everything evaluated.",
         choices=FINAL_PICKS))
     finalists: int | None = field(default=None, metadata=cli(
-        "The final pick's short list: this many best candidates by rank_combined train briefly and the one that "
-        "trains fastest wins (successive halving by mean training loss; 0: off, the pick is the smallest "
-        "rank_combined).", min=0, per_space=True))
+        "The final pick's short list: this many best candidates by rank_combined train briefly (successive "
+        "halving by mean training loss); the last survivors are decided by training speed and rank_combined "
+        "together (0: off, the pick is the smallest rank_combined).", min=0, per_space=True))
     finalist_steps: int = field(default=100, metadata=cli(
         "Training steps of the finalists still in contention at the end; the field halves after 1/8, 1/4 and "
         "1/2 of them.", min=8))

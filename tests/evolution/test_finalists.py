@@ -47,6 +47,7 @@ def test_total_steps_follow_the_halving():
     # 32 x 25 + 16 x 25 + 8 x 50 + 4 x 100: every rung trains the survivors up to its step count.
     assert FinalistConfig(top=32, rungs=(25, 50, 100, 200)).steps() == 2000
     assert FinalistConfig(top=5, rungs=(1, 2, 4)).steps() == 5 * 1 + 3 * 1 + 2 * 2
+    assert FinalistConfig(top=2, rungs=(1, 2, 4)).steps() == 2 * 1  # one left after the first rung: decided
 
 
 @pytest.mark.parametrize("settings", [dict(top=-1), dict(rungs=()), dict(rungs=(4, 2)), dict(rungs=(0, 3)),
