@@ -12,6 +12,7 @@ import csv
 import hashlib
 import logging
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -25,11 +26,19 @@ ACCURACY_RANGE = (0.0, 100.0)  # percent
 
 
 def read_ground_truth(path: str | Path, space: SearchSpace, arch_column: str = "arch_str",
-                      accuracy_column: str = "cifar10_test") -> pd.DataFrame:
-    """The CSV's architecture and accuracy columns, one row per architecture, indexed by canonical genotype."""
+                      accuracy_column: str = "cifar10_test", *, canonical: Callable[[str], str] | None = None,
+                      keep: Sequence[str] = ()) -> pd.DataFrame:
+    """The CSV's architecture and accuracy columns, one row per architecture, indexed by canonical genotype.
+
+    `canonical` maps a row's text to its canonical genotype (default `space.canonical`; the validation study
+    passes `space.table_genotype`); `keep` names further columns to carry along as they are (numbers, NaN if
+    empty), such as another method's scores of the same architectures.
+    """
     path = Path(path)
-    header, rows = _read_rows(path, arch_column, accuracy_column)
+    canonical = canonical or space.canonical
+    header, rows = _read_rows(path, arch_column, accuracy_column, keep)
     arch_at, accuracy_at = header.index(arch_column), header.index(accuracy_column)
+    keep_at = [header.index(name) for name in keep]
     first_row: dict[str, tuple[int, float]] = {}  # canonical genotype -> (row, accuracy) of its first listing
     kept: list[tuple[str, str, float]] = []
     repeats: list[tuple[int, int]] = []
@@ -40,7 +49,7 @@ def read_ground_truth(path: str | Path, space: SearchSpace, arch_column: str = "
                             f"string of the {space.name} space")
         accuracy = _accuracy(cells[accuracy_at], path, row, accuracy_column)
         try:
-            genotype = space.canonical(arch)
+            genotype = canonical(arch)
         except GenotypeError as error:
             raise GenotypeError(f"ground-truth CSV {path}, row {row}, column {arch_column!r}: {error}") from None
         if genotype in first_row:
@@ -51,15 +60,16 @@ def read_ground_truth(path: str | Path, space: SearchSpace, arch_column: str = "
             repeats.append((row, earlier))
             continue
         first_row[genotype] = (row, accuracy)
-        kept.append((genotype, arch, accuracy))
+        kept.append((genotype, arch, accuracy, [_number(cells[i], path, row, header[i]) for i in keep_at]))
     if not kept:
         raise DataError(f"ground-truth CSV {path} has no rows; expected a header and one row per architecture")
     if repeats:
         row, earlier = repeats[0]
         log.warning("ground-truth CSV %s: dropped %d duplicate row(s) (row %d repeats row %d)", path, len(repeats),
                     row, earlier)
-    table = pd.DataFrame([(arch, accuracy) for _, arch, accuracy in kept], columns=[arch_column, accuracy_column],
-                         index=pd.Index([genotype for genotype, _, _ in kept], name="genotype"))
+    table = pd.DataFrame([(arch, accuracy, *extra) for _, arch, accuracy, extra in kept],
+                         columns=[arch_column, accuracy_column, *keep],
+                         index=pd.Index([genotype for genotype, *_ in kept], name="canonical"))
     return table
 
 
@@ -77,7 +87,8 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _read_rows(path: Path, arch_column: str, accuracy_column: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+def _read_rows(path: Path, arch_column: str, accuracy_column: str, keep: Sequence[str] = ()
+               ) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """(header, [(row number, cells)]) of a CSV; blank lines are skipped but keep their number."""
     expected = f"expected a CSV with columns {arch_column!r} and {accuracy_column!r}"
     if path.is_dir():
@@ -97,7 +108,7 @@ def _read_rows(path: Path, arch_column: str, accuracy_column: str) -> tuple[list
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         raise DataError(f"ground-truth CSV {path} is not a readable text CSV ({type(error).__name__}: "
                         f"{' '.join(reason.split())}); {expected}") from None
-    missing = [name for name in (arch_column, accuracy_column) if name not in header]
+    missing = [name for name in (arch_column, accuracy_column, *keep) if name not in header]
     if missing:
         raise DataError(f"ground-truth CSV {path} has no column {missing[0]!r}; its columns are "
                         f"{', '.join(header) or '(none: the file is empty)'}")
@@ -106,6 +117,16 @@ def _read_rows(path: Path, arch_column: str, accuracy_column: str) -> tuple[list
             raise DataError(f"ground-truth CSV {path}, row {row}: {len(cells)} fields, but the header has "
                             f"{len(header)}")
     return header, rows
+
+
+def _number(text: str, path: Path, row: int, column: str) -> float:
+    """A carried-along column's number (NaN when empty); DataError naming the row if it is not a number."""
+    if not text.strip():
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        raise DataError(f"ground-truth CSV {path}, row {row}: {column}={text.strip()!r} is not a number") from None
 
 
 def _accuracy(text: str, path: Path, row: int, accuracy_column: str) -> float:

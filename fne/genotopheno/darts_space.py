@@ -8,6 +8,7 @@ skeleton, DARTS's evaluation network (C=36, 20 layers, auxiliary head, drop-path
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -25,10 +26,13 @@ from fne.genotopheno.genotype import (
     GenotypeShape,
     format_genotype,
     gene_positions,
+    from_darts,
     parse,
     published,
+    validate,
 )
-from fne.genotopheno.network import build_network
+from fne.genotopheno.darts_text import looks_like_darts_text, parse_darts_text
+from fne.genotopheno.network import build_network, stage_layout
 from fne.genotopheno.ops import DARTS_OPS
 from fne.genotopheno.search_space import CellGraph, GraphEdge, SearchSpace, register_space
 
@@ -58,6 +62,11 @@ class DartsSpace(SearchSpace):
     searched_size: ClassVar[tuple[int | None, int | None]] = (None, None)  # the genotype's own widths and counts
     auxiliary_head: ClassVar[bool] = True
     drop_path_prob: ClassVar[float] = 0.2
+    # Validation tables: NAS-Bench-301's cells, trained as DARTS evaluation networks of 8 cells (reductions at
+    # cells 3 and 6), are read as DARTS reference text or fne strings and scored at that depth.
+    ground_truth_columns: ClassVar[tuple[str, str]] = ("genotype", "val_accuracy")
+    ground_truth_file: ClassVar[str | None] = "nb301/nb301_cifar10_surrogate.csv"
+    table_layers: ClassVar[int] = 8
 
     nodes: int = 4
     stages: int = 3
@@ -160,6 +169,26 @@ class DartsSpace(SearchSpace):
         model = build_network(parse(genotype), C, layers, num_classes, auxiliary=auxiliary, seed=seed)
         model.set_drop_path(drop_path_prob)
         return model
+
+    # ---- data: validation tables -----------------------------------------------------------------------
+    def table_genotype(self, text: str, *, C: int | None = None, layers: int | None = None) -> str:
+        """A table row's cells (DARTS reference text or an fne string) at the table's depth: `layers` cells (default
+        NB301's 8, reductions at layers/3 and 2 layers/3) at the space's widths; C scales them when built.
+        """
+        cells = from_darts(parse_darts_text(text)) if looks_like_darts_text(text) else parse(text)
+        validate(cells)
+        if len(cells.normal.nodes) != self.nodes:
+            raise GenotypeError(f"the cell has {len(cells.normal.nodes)} nodes; the {self.name} space has {self.nodes}")
+        stages = len(self.widths)
+        shaped = Genotype(cells.normal, cells.reduce, self.widths, (1,) * stages)
+        counts = Counter(stage for stage, reduction in stage_layout(shaped, layers or self.table_layers)
+                         if not reduction)
+        return self.format(Genotype(cells.normal, cells.reduce, self.widths, tuple(counts[s] for s in range(stages))))
+
+    def table_build_size(self, C: int | None, layers: int | None) -> tuple[int | None, int | None]:
+        """(C, None): `table_genotype` has written the depth into the string; C (a width the two-digit grammar
+        may not hold, such as NB301's 32.64.128) scales the widths when the network is built."""
+        return C, None
 
     def cell_graphs(self, genotype: str) -> list[CellGraph]:
         """The normal and the reduction cell."""

@@ -170,6 +170,8 @@ class NB201Space(SearchSpace):
 
     title: ClassVar[str] = "NB201"
     supports_ground_truth: ClassVar[bool] = True  # every cell's trained accuracy is tabulated by arch string
+    ground_truth_columns: ClassVar[tuple[str, str]] = ("arch_str", "cifar10_test")
+    ground_truth_file: ClassVar[str | None] = "nb201/nb201_cifar10.csv"
     tournament_layout: ClassVar[str | None] = "chain"  # cells between fixed ResNet blocks, one input each
     tournament_defaults: ClassVar[Mapping[str, int]] = MappingProxyType(
         {"tournament_steps": 30, "tournament_C": 8, "tournament_batch_size": 32})

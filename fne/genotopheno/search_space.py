@@ -13,7 +13,9 @@ space instead of testing which space it has. Besides grammar, sampling, building
   `searched_size`, `auxiliary_head`, `drop_path_prob`, `evaluation_canonical`, `evaluation_network`) and
   published cells known by name (`named_genotypes`);
 - reports: other spellings of a genotype (`alternative_forms`) and the cells to draw (`cell_graphs`);
-- data: whether a ground-truth table of arch strings and accuracies can be looked up (`supports_ground_truth`).
+- data: whether a search can look up a ground-truth table of arch strings and accuracies
+  (`supports_ground_truth`), and how a validation table's rows are read and shaped
+  (`ground_truth_columns`, `ground_truth_file`, `table_genotype`).
 
 Users add a space with `@register_space("name")` on a SearchSpace subclass (the built-in ones are
 registered by importing `fne.genotopheno.spaces`).
@@ -73,7 +75,11 @@ class SearchSpace(ABC):
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""  # how messages and figures name the space's cells ("DARTS", "NB201")
     has_widths: ClassVar[bool] = False  # genotypes carry per-stage channel widths (width mutations apply)
-    supports_ground_truth: ClassVar[bool] = False  # --ground-truth CSVs (arch_str, cifar10_test) apply
+    supports_ground_truth: ClassVar[bool] = False  # a search's --ground-truth lookup applies
+    # plot_scores's defaults for this space: the table's (architecture, accuracy) columns and its file
+    # under the shared data folder (None: the user must name one).
+    ground_truth_columns: ClassVar[tuple[str, str]] = ("arch_str", "accuracy")
+    ground_truth_file: ClassVar[str | None] = None
     tournament_layout: ClassVar[str | None] = None  # supernet that mixes the cells; None: no tournaments
     # The search's tournament settings when the user gives none (SearchConfig field -> value).
     tournament_defaults: ClassVar[Mapping[str, int]] = MappingProxyType(
@@ -189,6 +195,19 @@ class SearchSpace(ABC):
         elif drop_path_prob:
             raise ConfigError(f"the {self.name} network has no drop-path; use drop_path_prob=0")
         return model
+
+    # ---- data: validation tables ---------------------------------------------------------------------------
+    def table_genotype(self, text: str, *, C: int | None = None, layers: int | None = None) -> str:
+        """The canonical genotype a ground-truth row's text names, shaped as the table's network.
+
+        By default the text is one of this space's strings and C/layers are applied when the network is
+        built; a space whose genotypes carry their own shape (DARTS) writes C/layers into the string.
+        """
+        return self.canonical(text)
+
+    def table_build_size(self, C: int | None, layers: int | None) -> tuple[int | None, int | None]:
+        """The (C, layers) to build a `table_genotype` with (default: as given)."""
+        return C, layers
 
     # ---- reports -------------------------------------------------------------------------------------------
     def alternative_forms(self, genotype: str) -> dict[str, str]:

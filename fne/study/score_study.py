@@ -27,6 +27,7 @@ from fne.errors import DataError
 from fne.genotopheno.spaces import SearchSpace
 from fne.scoring.aggregation import AGGREGATES, AZ_NAS_SCORES, az_nas_log_rank, linear_rank_sum
 from fne.scoring.fitness import FitnessConfig, score_genotypes
+from fne.study.bootstrap import bootstrap_interval, resample_indices
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,25 @@ CACHE_FORMAT = 2  # 2: keys without the heuristics; a genotype's lines add up to
 BASELINES = ("params", "flops")  # higher = "predicts better"
 
 
-def load_ground_truth(path: str | Path, arch_column: str, accuracy_column: str, space: SearchSpace
-                      ) -> pd.DataFrame:
-    """The genotype/accuracy table (fne.data.ground_truth.read_ground_truth), rows renumbered from 0."""
-    return read_ground_truth(path, space, arch_column, accuracy_column).reset_index(drop=True)
+def load_ground_truth(path: str | Path, arch_column: str, accuracy_column: str, space: SearchSpace, *,
+                      C: int | None = None, layers: int | None = None, keep: Sequence[str] = ()) -> pd.DataFrame:
+    """The architecture/accuracy table (fne.data.ground_truth.read_ground_truth), rows renumbered from 0.
+
+    Each row's text is read by the space's `table_genotype` at the table's network size (C, layers); the
+    canonical genotype is the `canonical` column, the text stays as given in `arch_column`; `keep` columns
+    (e.g. another method's scores) come along.
+    """
+    table = read_ground_truth(path, space, arch_column, accuracy_column, keep=keep,
+                              canonical=lambda text: space.table_genotype(text, C=C, layers=layers))
+    return table.reset_index()[[arch_column, accuracy_column, "canonical", *keep]]
+
+
+def given_columns(path: str | Path, prefixes: Sequence[str]) -> list[str]:
+    """The columns of a CSV's header that start with one of `prefixes` (other methods' scores to compare)."""
+    if not prefixes:
+        return []
+    header = pd.read_csv(path, nrows=0).columns
+    return [name for name in header if any(name.startswith(prefix) for prefix in prefixes)]
 
 
 def sample_rows(table: pd.DataFrame, sample: int | None, seed: int) -> pd.DataFrame:
@@ -166,9 +182,10 @@ def rank_combined(scores: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
     return pd.Series(linear_rank_sum(scores, columns), index=scores.index)
 
 
-def oriented(values: pd.Series, name: str) -> pd.Series:
-    """The score oriented so that higher predicts better accuracy (baselines as is, the rest negated)."""
-    return values.astype(float) if name in BASELINES else -values.astype(float)
+def oriented(values: pd.Series, name: str, as_given: Sequence[str] = ()) -> pd.Series:
+    """The score oriented so that higher predicts better accuracy (baselines and `as_given` columns as they are,
+    the minimised heuristics and aggregates negated)."""
+    return values.astype(float) if name in BASELINES or name in as_given else -values.astype(float)
 
 
 @dataclass(frozen=True)
@@ -180,18 +197,29 @@ class Correlation:
     spearman_rho: float
     n: int
     n_infinite: int
+    kendall_low: float = np.nan  # 95% percentile bootstrap interval (NaN without resamples)
+    kendall_high: float = np.nan
+    spearman_low: float = np.nan
+    spearman_high: float = np.nan
 
 
-def correlate(scores: pd.DataFrame, accuracy_column: str, names: Sequence[str]) -> pd.DataFrame:
-    """Kendall tau and Spearman rho of each named column against accuracy (+inf scores rank worst)."""
+def correlate(scores: pd.DataFrame, accuracy_column: str, names: Sequence[str], *, as_given: Sequence[str] = (),
+              resamples: int = 0, seed: int = 0) -> pd.DataFrame:
+    """Kendall tau and Spearman rho of each named column against accuracy (+inf scores rank worst; rows where
+    a column is NaN, such as a method that has no score for them, are left out of that column's figures), with
+    95% bootstrap intervals over `resamples` seeded resamples of the architectures (none when 0)."""
     rows = []
     accuracy = scores[accuracy_column].astype(float)
+    indices = resample_indices(len(scores), resamples, seed) if resamples else None
     for name in names:
-        values = oriented(scores[name], name)
-        tau = stats.kendalltau(values, accuracy).statistic
-        rho = stats.spearmanr(values, accuracy).statistic
-        rows.append(Correlation(name, float(tau), float(rho), len(values),
-                                int(np.isinf(scores[name].astype(float)).sum())))
+        values = oriented(scores[name], name, as_given)
+        known = values.notna()
+        tau = stats.kendalltau(values[known], accuracy[known]).statistic
+        rho = stats.spearmanr(values[known], accuracy[known]).statistic
+        interval = (bootstrap_interval(values.to_numpy(), accuracy.to_numpy(), indices) if indices is not None
+                    else (np.nan,) * 4)
+        rows.append(Correlation(name, float(tau), float(rho), int(known.sum()),
+                                int(np.isinf(scores[name].astype(float)).sum()), *interval))
     return pd.DataFrame([asdict(r) for r in rows])
 
 
@@ -207,39 +235,26 @@ class ValidationResult:
 def validate(space: SearchSpace, table: pd.DataFrame, arch_column: str, accuracy_column: str,
              images: torch.Tensor, config: FitnessConfig, out: str | Path, cache_path: str | Path | None = None,
              progress: bool = True, figures: bool = True, labels: torch.Tensor | None = None,
-             aggregate: str = "az_nas") -> ValidationResult:
+             aggregate: str = "az_nas", given: Sequence[str] = (), resamples: int = 0) -> ValidationResult:
     """Score every architecture of `table`, correlate with accuracy, write scores.csv, correlations.csv, PNGs.
 
     rank_combined is the `aggregate` (aggregation.AGGREGATES) of all the heuristics, as the search ranks them;
     the other aggregate is reported too (rank_linear or rank_az_nas), and with AZ-NAS's four scores among the
-    heuristics, their own log-rank aggregate as `az_nas` (AZ-NAS's published predictor).
+    heuristics, their own log-rank aggregate as `az_nas` (AZ-NAS's published predictor). `given` columns of
+    the table (another method's scores, higher = better) are correlated beside them; `resamples` > 0 adds
+    95% bootstrap intervals (seeded with config.seed).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     key = settings_key(config, images, space.name, labels)
     cache = ScoreCache(cache_path if cache_path is not None else out / "score_cache.jsonl", key)
-    scored = score_with_cache(space, [str(a) for a in table[arch_column]], images, config, cache, progress, labels)
-    heuristics = list(config.heuristics)
-    result = table[[arch_column, accuracy_column]].reset_index(drop=True).copy()
-    for column in [*heuristics, *BASELINES]:
-        result[column] = scored[column].to_numpy()
-    result["rank_combined"] = AGGREGATES[aggregate](result, heuristics)
-    names = [*heuristics, *BASELINES, "rank_combined"]
-    for other in (name for name in AGGREGATES if name != aggregate):
-        result[f"rank_{other}"] = AGGREGATES[other](result, heuristics)
-        names.append(f"rank_{other}")
-    if set(AZ_NAS_SCORES) <= set(heuristics):
-        result["az_nas"] = az_nas_log_rank(result, AZ_NAS_SCORES)
-        names.append("az_nas")
-    result["seconds"] = scored["seconds"].to_numpy()
-    result["error"] = scored["error"].fillna("").to_numpy()
-    extra = {}
-    if 2 < len(heuristics) <= 4:  # the pairs as well, for the report (TE-NAS combines ntk + linear_regions)
-        for i, a in enumerate(heuristics):
-            for b in heuristics[i + 1:]:
-                extra[f"rank_{a}+{b}"] = rank_combined(result, [a, b])
-    table_view = result.assign(**extra)
-    correlations = correlate(table_view, accuracy_column, names + list(extra))
+    genotypes = table["canonical"] if "canonical" in table else table[arch_column]
+    scored = score_with_cache(space, [str(a) for a in genotypes], images, config, cache, progress, labels)
+    result, names = _study_table(table, scored, arch_column, accuracy_column, list(config.heuristics), aggregate,
+                                 list(given))
+    correlations = correlate(result.assign(**_pairs(result, list(config.heuristics))), accuracy_column,
+                             names + list(_pairs(result, list(config.heuristics))), as_given=given,
+                             resamples=resamples, seed=config.seed)
     files = [out / "scores.csv", out / "correlations.csv"]
     result.to_csv(files[0], index=False)
     correlations.to_csv(files[1], index=False, float_format="%.4f")
@@ -250,6 +265,38 @@ def validate(space: SearchSpace, table: pd.DataFrame, arch_column: str, accuracy
         files += write_figures(result, correlations, accuracy_column, names, out)
     log.info("wrote %s", ", ".join(map(str, files)))
     return ValidationResult(result, correlations, tuple(files))
+
+
+def _study_table(table: pd.DataFrame, scored: pd.DataFrame, arch_column: str, accuracy_column: str,
+                 heuristics: list[str], aggregate: str, given: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """scores.csv's table (the row's text as given, accuracy, canonical genotype, every score, the aggregates,
+    the given columns, time and errors) and the names of the columns to correlate."""
+    result = table[[arch_column, accuracy_column]].reset_index(drop=True).copy()
+    if "canonical" in table:
+        result["canonical"] = table["canonical"].to_numpy()
+    for column in [*heuristics, *BASELINES]:
+        result[column] = scored[column].to_numpy()
+    result["rank_combined"] = AGGREGATES[aggregate](result, heuristics)
+    names = [*heuristics, *BASELINES, "rank_combined"]
+    for other in (name for name in AGGREGATES if name != aggregate):
+        result[f"rank_{other}"] = AGGREGATES[other](result, heuristics)
+        names.append(f"rank_{other}")
+    if set(AZ_NAS_SCORES) <= set(heuristics):
+        result["az_nas"] = az_nas_log_rank(result, AZ_NAS_SCORES)
+        names.append("az_nas")
+    for column in given:
+        result[column] = table[column].to_numpy(dtype=float)
+    result["seconds"] = scored["seconds"].to_numpy()
+    result["error"] = scored["error"].fillna("").to_numpy()
+    return result, names + given
+
+
+def _pairs(result: pd.DataFrame, heuristics: list[str]) -> dict[str, pd.Series]:
+    """With 3 or 4 heuristics, the linear rank sum of every pair too (TE-NAS combines ntk + linear_regions)."""
+    if not 2 < len(heuristics) <= 4:
+        return {}
+    return {f"rank_{a}+{b}": rank_combined(result, [a, b])
+            for i, a in enumerate(heuristics) for b in heuristics[i + 1:]}
 
 
 def summarise_errors(scores: pd.DataFrame) -> dict[str, int]:
