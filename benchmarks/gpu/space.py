@@ -24,15 +24,14 @@ CHUNK = 16  # architectures between two looks at the clock
 
 
 def scored_names() -> tuple[str, ...]:
-    """The defaults first, then every other registered score that can run without labels (the study has none)."""
+    """The defaults first, then every other registered score."""
     from fne.scoring import fitness
 
-    needs_labels = getattr(fitness, "needs_labels", lambda names: False)
-    rest = [name for name in fitness.HEURISTICS if name not in fitness.DEFAULT_HEURISTICS and not needs_labels([name])]
+    rest = [name for name in fitness.HEURISTICS if name not in fitness.DEFAULT_HEURISTICS]
     return (*fitness.DEFAULT_HEURISTICS, *rest)
 
 
-def score_until(check: Check, space, table: pd.DataFrame, images, config, cache, deadline: float) -> int:
+def score_until(check: Check, space, table: pd.DataFrame, images, labels, config, cache, deadline: float) -> int:
     """Score uncached architectures of `table` in its order until the deadline; how many were scored."""
     from fne.study.score_study import score_with_cache
 
@@ -42,7 +41,7 @@ def score_until(check: Check, space, table: pd.DataFrame, images, config, cache,
         if time.perf_counter() >= deadline:
             break
         chunk = todo[start:start + CHUNK]
-        score_with_cache(space, chunk, images, config, cache, progress=False)
+        score_with_cache(space, chunk, images, config, cache, progress=False, labels=labels)
         scored += len(chunk)
     return scored
 
@@ -51,7 +50,8 @@ def run(check: Check) -> Section:
     """Score as much of the space as the budget allows; write space/scores.csv, correlations and a summary."""
     from fne.genotopheno.spaces import get_space
     from fne.scoring.fitness import DEFAULT_HEURISTICS, FitnessConfig
-    from fne.study.score_study import ScoreCache, correlate, load_ground_truth, rank_combined, settings_key, validate
+    from fne.scoring.aggregation import az_nas_log_rank
+    from fne.study.score_study import ScoreCache, correlate, load_ground_truth, settings_key, validate
 
     section = Section(TITLE)
     if check.ground_truth is None or not check.ground_truth.is_file():
@@ -66,19 +66,19 @@ def run(check: Check) -> Section:
         table = table.head(sizes.space_limit)
     config = FitnessConfig(batch_size=sizes.batch_size, seed=check.seed, device=check.device,
                            heuristics=scored_names(), C=sizes.nb201_C, layers=sizes.nb201_layers)
-    images = real_batch(check, sizes.batch_size)[0]
+    images, labels = real_batch(check, sizes.batch_size)  # labels: zico's loss
     cache_path = check.space_cache or check.out / "space" / "score_cache.jsonl"
-    cache = ScoreCache(cache_path, settings_key(config, images, space.name))
+    cache = ScoreCache(cache_path, settings_key(config, images, space.name, labels))
     cached_before = sum(space.canonical(a) in cache for a in table[ARCH])
     started = time.perf_counter()
-    scored = score_until(check, space, table, images, config, cache, started + 60.0 * check.budget_minutes)
+    scored = score_until(check, space, table, images, labels, config, cache, started + 60.0 * check.budget_minutes)
     seconds = time.perf_counter() - started
     done = table.loc[np.array([space.canonical(a) in cache for a in table[ARCH]], dtype=bool)]
     result = validate(space, done, ARCH, ACCURACY, images, config, check.out / "space", cache_path, progress=False,
-                      figures=False)
+                      figures=False, labels=labels)
     correlations = result.correlations
     if len(config.heuristics) > len(DEFAULT_HEURISTICS):
-        view = result.scores.assign(default_aggregate=rank_combined(result.scores, list(DEFAULT_HEURISTICS)))
+        view = result.scores.assign(default_aggregate=az_nas_log_rank(result.scores, list(DEFAULT_HEURISTICS)))
         correlations = pd.concat([correlate(view, ACCURACY, ["default_aggregate"]), correlations], ignore_index=True)
         correlations.to_csv(check.out / "space" / "correlations.csv", index=False, float_format="%.4f")
     rate = scored / seconds if scored else math.nan

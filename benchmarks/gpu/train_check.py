@@ -101,6 +101,7 @@ def cells(check: Check) -> list[tuple[str, str]]:
 
 def compare(check: Check, amp: bool) -> tuple[pd.DataFrame, int]:
     """Train each cell for the same number of epochs (as many as fit --train-minutes); one row per cell."""
+    from fne.data.cifar10 import load_cifar10
     from fne.export import default_builder, load_model, save_model
     from fne.genotopheno.network import count_parameters
     from fne.training import TrainConfig, train_model
@@ -108,7 +109,9 @@ def compare(check: Check, amp: bool) -> tuple[pd.DataFrame, int]:
     sizes = check.sizes
     builder = default_builder("darts", C=sizes.compare_C, layers=sizes.compare_layers, seed=check.seed)
     chosen = cells(check)
-    train_images = sizes.train_images or RECIPE_IMAGES - sizes.val_images
+    # The recipe's 50,000 images, or fewer when --data-dir holds fewer (an .npz subset, say).
+    available = len(load_cifar10(check.data_dir, "train")) if check.data_dir else RECIPE_IMAGES
+    train_images = sizes.train_images or min(RECIPE_IMAGES, available) - sizes.val_images
     # Seconds per epoch of each cell from a short throughput probe; validation is a forward pass, ~1/3 the work.
     epoch_seconds = [(train_images + sizes.val_images / 3)
                      / images_per_second(check, g, builder, amp, False, max(3, sizes.throughput_steps // 3))

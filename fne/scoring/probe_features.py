@@ -126,8 +126,10 @@ def _hooked(modules: Iterable[nn.Module], hook) -> Iterator[None]:
 def rademacher_like(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Random +-1 entries of x's shape, each sign with probability 1/2 (AZ-NAS: (bernoulli(0.5) - 0.5) * 2)."""
     # Uniform floats against 1/2: on CPU about 4x faster than integer or Bernoulli draws of the same signs.
-    heads = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) < 0.5
-    return heads.to(x.dtype).mul_(2).sub_(1)
+    # Drawn by the generator's own device (the CPU) and then moved, so a score is the same on every device:
+    # CUDA's generator gives other numbers for the same seed (the GPU check caught az_trainability differing).
+    heads = torch.rand(x.shape, generator=generator, device=generator.device, dtype=x.dtype) < 0.5
+    return heads.to(device=x.device, dtype=x.dtype).mul_(2).sub_(1)
 
 
 def block_cross_gradients(features: list[torch.Tensor], generator: torch.Generator) -> list[np.ndarray | None]:
@@ -217,7 +219,7 @@ def probe_features(model: nn.Module, images: torch.Tensor, needs: Iterable[str],
         model(x)
         crosses = ()
         if with_grad:
-            generator = torch.Generator(device=images.device).manual_seed(int(seed))
+            generator = torch.Generator().manual_seed(int(seed))  # CPU: see rademacher_like
             crosses = tuple(block_cross_gradients(block_outputs, generator))
     return FeatureProbe(tuple(covariances), crosses, tuple(correlations),
                         patterns.distinct() if patterns is not None else 0,
