@@ -79,9 +79,9 @@ def plot_scores(ground_truth: Path | None, arch_column: str | None, accuracy_col
         output_file(cache_path, "--cache", overwrite=True)  # an existing cache is appended to, not replaced
     space = get_space(space_name)
     ground_truth, arch_column, accuracy_column = _table_defaults(space, ground_truth, arch_column, accuracy_column)
-    given = [name for name in given_columns(ground_truth, compare_prefixes) if name not in (arch_column,
-                                                                                            accuracy_column)]
-    table = load_ground_truth(ground_truth, arch_column, accuracy_column, space, C=C, layers=layers, keep=given)
+    table = load_ground_truth(ground_truth, arch_column, accuracy_column, space, C=C, layers=layers,
+                              keep_prefixes=compare_prefixes)
+    given = given_columns(table, arch_column, accuracy_column)
     table = sample_rows(table, sample or None, seed)
     names = tuple(name.strip() for name in heuristics.split(",") if name.strip())
     build_C, build_layers = space.table_build_size(C, layers)

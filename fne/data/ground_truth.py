@@ -27,17 +27,19 @@ ACCURACY_RANGE = (0.0, 100.0)  # percent
 
 def read_ground_truth(path: str | Path, space: SearchSpace, arch_column: str = "arch_str",
                       accuracy_column: str = "cifar10_test", *, canonical: Callable[[str], str] | None = None,
-                      keep: Sequence[str] = ()) -> pd.DataFrame:
+                      keep_prefixes: Sequence[str] = ()) -> pd.DataFrame:
     """The CSV's architecture and accuracy columns, one row per architecture, indexed by canonical genotype.
 
     `canonical` maps a row's text to its canonical genotype (default `space.canonical`; the validation study
-    passes `space.table_genotype`); `keep` names further columns to carry along as they are (numbers, NaN if
-    empty), such as another method's scores of the same architectures.
+    passes `space.table_genotype`); columns whose names start with one of `keep_prefixes` are carried along as
+    numbers (NaN where empty), such as another method's scores of the same architectures.
     """
     path = Path(path)
     canonical = canonical or space.canonical
-    header, rows = _read_rows(path, arch_column, accuracy_column, keep)
+    header, rows = _read_rows(path, arch_column, accuracy_column)
     arch_at, accuracy_at = header.index(arch_column), header.index(accuracy_column)
+    keep = [name for name in header if name not in (arch_column, accuracy_column)
+            and any(name.startswith(prefix) for prefix in keep_prefixes)]
     keep_at = [header.index(name) for name in keep]
     first_row: dict[str, tuple[int, float]] = {}  # canonical genotype -> (row, accuracy) of its first listing
     kept: list[tuple[str, str, float]] = []
@@ -87,8 +89,7 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _read_rows(path: Path, arch_column: str, accuracy_column: str, keep: Sequence[str] = ()
-               ) -> tuple[list[str], list[tuple[int, list[str]]]]:
+def _read_rows(path: Path, arch_column: str, accuracy_column: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """(header, [(row number, cells)]) of a CSV; blank lines are skipped but keep their number."""
     expected = f"expected a CSV with columns {arch_column!r} and {accuracy_column!r}"
     if path.is_dir():
@@ -108,7 +109,7 @@ def _read_rows(path: Path, arch_column: str, accuracy_column: str, keep: Sequenc
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         raise DataError(f"ground-truth CSV {path} is not a readable text CSV ({type(error).__name__}: "
                         f"{' '.join(reason.split())}); {expected}") from None
-    missing = [name for name in (arch_column, accuracy_column, *keep) if name not in header]
+    missing = [name for name in (arch_column, accuracy_column) if name not in header]
     if missing:
         raise DataError(f"ground-truth CSV {path} has no column {missing[0]!r}; its columns are "
                         f"{', '.join(header) or '(none: the file is empty)'}")

@@ -7,6 +7,8 @@ vectorised over the resamples (ranks, then Pearson row by row); Kendall uses sci
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import stats
 
@@ -43,11 +45,15 @@ def bootstrap_interval(score: np.ndarray, accuracy: np.ndarray, indices: np.ndar
         score, accuracy = score[keep], accuracy[keep]
     # An undefined score (oriented to -inf) ranks below every finite one, as in the point estimate.
     score = np.nan_to_num(score, posinf=np.finfo(float).max, neginf=-np.finfo(float).max)
-    taus = np.array([stats.kendalltau(score[row], accuracy[row]).statistic for row in indices])
-    if isinstance(indices, list):
-        rhos = np.array([stats.spearmanr(score[row], accuracy[row]).statistic for row in indices])
-    else:
-        rhos = _rowwise_spearman(score[indices], accuracy[indices])
+    with warnings.catch_warnings():  # a resample of a tiny table can be constant: its figure is NaN, left out
+        warnings.simplefilter("ignore")
+        taus = np.array([stats.kendalltau(score[row], accuracy[row]).statistic for row in indices])
+        if isinstance(indices, list):
+            rhos = np.array([stats.spearmanr(score[row], accuracy[row]).statistic for row in indices])
+        else:
+            rhos = _rowwise_spearman(score[indices], accuracy[indices])
     low, high = 100 * (1 - CONFIDENCE) / 2, 100 * (1 + CONFIDENCE) / 2
+    if np.isnan(taus).all():
+        return (np.nan,) * 4
     return (float(np.nanpercentile(taus, low)), float(np.nanpercentile(taus, high)),
             float(np.nanpercentile(rhos, low)), float(np.nanpercentile(rhos, high)))

@@ -36,24 +36,23 @@ BASELINES = ("params", "flops")  # higher = "predicts better"
 
 
 def load_ground_truth(path: str | Path, arch_column: str, accuracy_column: str, space: SearchSpace, *,
-                      C: int | None = None, layers: int | None = None, keep: Sequence[str] = ()) -> pd.DataFrame:
+                      C: int | None = None, layers: int | None = None, keep_prefixes: Sequence[str] = ()
+                      ) -> pd.DataFrame:
     """The architecture/accuracy table (fne.data.ground_truth.read_ground_truth), rows renumbered from 0.
 
     Each row's text is read by the space's `table_genotype` at the table's network size (C, layers); the
-    canonical genotype is the `canonical` column, the text stays as given in `arch_column`; `keep` columns
-    (e.g. another method's scores) come along.
+    canonical genotype is the `canonical` column, the text stays as given in `arch_column`; columns named with
+    one of `keep_prefixes` (other methods' scores) come along after it.
     """
-    table = read_ground_truth(path, space, arch_column, accuracy_column, keep=keep,
+    table = read_ground_truth(path, space, arch_column, accuracy_column, keep_prefixes=keep_prefixes,
                               canonical=lambda text: space.table_genotype(text, C=C, layers=layers))
-    return table.reset_index()[[arch_column, accuracy_column, "canonical", *keep]]
+    given = [name for name in table.columns if name not in (arch_column, accuracy_column)]
+    return table.reset_index()[[arch_column, accuracy_column, "canonical", *given]]
 
 
-def given_columns(path: str | Path, prefixes: Sequence[str]) -> list[str]:
-    """The columns of a CSV's header that start with one of `prefixes` (other methods' scores to compare)."""
-    if not prefixes:
-        return []
-    header = pd.read_csv(path, nrows=0).columns
-    return [name for name in header if any(name.startswith(prefix) for prefix in prefixes)]
+def given_columns(table: pd.DataFrame, arch_column: str, accuracy_column: str) -> list[str]:
+    """The columns of a `load_ground_truth` table that hold other methods' scores."""
+    return [name for name in table.columns if name not in (arch_column, accuracy_column, "canonical")]
 
 
 def sample_rows(table: pd.DataFrame, sample: int | None, seed: int) -> pd.DataFrame:
@@ -269,11 +268,9 @@ def validate(space: SearchSpace, table: pd.DataFrame, arch_column: str, accuracy
 
 def _study_table(table: pd.DataFrame, scored: pd.DataFrame, arch_column: str, accuracy_column: str,
                  heuristics: list[str], aggregate: str, given: list[str]) -> tuple[pd.DataFrame, list[str]]:
-    """scores.csv's table (the row's text as given, accuracy, canonical genotype, every score, the aggregates,
-    the given columns, time and errors) and the names of the columns to correlate."""
+    """scores.csv's table (the row's text as given, accuracy, every score, the aggregates, the given columns, the
+    canonical genotype, time and errors) and the names of the columns to correlate."""
     result = table[[arch_column, accuracy_column]].reset_index(drop=True).copy()
-    if "canonical" in table:
-        result["canonical"] = table["canonical"].to_numpy()
     for column in [*heuristics, *BASELINES]:
         result[column] = scored[column].to_numpy()
     result["rank_combined"] = AGGREGATES[aggregate](result, heuristics)
@@ -286,6 +283,8 @@ def _study_table(table: pd.DataFrame, scored: pd.DataFrame, arch_column: str, ac
         names.append("az_nas")
     for column in given:
         result[column] = table[column].to_numpy(dtype=float)
+    if "canonical" in table:
+        result["canonical"] = table["canonical"].to_numpy()
     result["seconds"] = scored["seconds"].to_numpy()
     result["error"] = scored["error"].fillna("").to_numpy()
     return result, names + given
