@@ -18,6 +18,7 @@ import numpy as np
 from torch import nn
 
 from fne.errors import ConfigError, GenotypeError
+from fne.genotopheno.darts_text import looks_like_darts_text, parse_darts_text
 from fne.genotopheno.genotype import (
     PUBLISHED,
     Cell,
@@ -25,13 +26,12 @@ from fne.genotopheno.genotype import (
     Genotype,
     GenotypeShape,
     format_genotype,
-    gene_positions,
     from_darts,
+    gene_positions,
     parse,
     published,
     validate,
 )
-from fne.genotopheno.darts_text import looks_like_darts_text, parse_darts_text
 from fne.genotopheno.network import build_network, stage_layout
 from fne.genotopheno.ops import DARTS_OPS
 from fne.genotopheno.search_space import CellGraph, GraphEdge, SearchSpace, register_space
