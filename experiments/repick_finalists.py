@@ -29,8 +29,8 @@ from pathlib import Path
 import pandas as pd
 
 from fne.evolution import rundir
-from fne.evolution.individual import from_row
 from fne.evolution.finalists import decide
+from fne.evolution.individual import from_row
 from fne.evolution.search import _plain, final_pick, picked_by_finalists
 from fne.evolution.search_config import config_from_dict
 from fne.threads import apply_thread_rule
