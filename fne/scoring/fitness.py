@@ -29,7 +29,7 @@ from fne.device import resolve_device
 from fne.errors import ConfigError
 from fne.genotopheno.network import count_flops, count_parameters
 from fne.genotopheno.spaces import SearchSpace
-from fne.scoring import az_nas, complexity, meco, swap, synflow, zico  # noqa: F401 - importing registers them
+from fne.scoring import az_nas, cell_topology, complexity, meco, swap, synflow, zico  # noqa: F401 - registers them
 from fne.scoring.aggregation import AZ_NAS_SCORES
 from fne.scoring.heuristics import (
     HEURISTICS,

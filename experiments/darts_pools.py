@@ -1,0 +1,175 @@
+"""The final pick in the DARTS space: what each decision rule picks from random pools of NB301 cells.
+
+    python experiments/darts_pools.py report/heuristics/darts/all_scores/scores.csv \
+        --out report/heuristics/darts/pools --pools 50 --pool-size 100 --top 8
+
+Draws `--pools` seeded pools of `--pool-size` cells from a `plot_scores --space darts` table (every score of
+the 600 NB301 cells) and, in each, records the surrogate accuracy of the cell that each rule picks,
+as a percentile of its pool and as the gap to the pool's best:
+
+- the pool's best, its median, a random cell (the pool's first draw);
+- the largest cell by #params, NASLib's nwot pick (from the table), the single best score;
+- each aggregate (AZ-NAS log-rank sum over the pool, as the search ranks a population);
+- the finalists' stage on each aggregate's `--top` best: successive halving by training speed (TSE),
+  exactly `fne.evolution.finalists.successive_halving`'s rule, replayed from cached per-cell loss curves.
+
+A cell's loss curve depends only on the cell and the finalists' seed (every finalist trains from the same
+initial seed on the same stream of augmented images), so each cell is trained once, only as far as some
+pool's halving needs it, and cached in `<out>/curves.jsonl` (a killed run resumes). The accuracies are
+read only to judge the picks; no rule sees them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fne.data.cifar10 import load_cifar10
+from fne.evolution.finalists import FinalistConfig, _Run, batch_stream, decide
+from fne.genotopheno.spaces import get_space
+from fne.reporting import markdown_table
+from fne.scoring.aggregation import az_nas_log_rank
+from fne.scoring.fitness import DEFAULT_HEURISTICS
+from fne.threads import apply_thread_rule
+
+log = logging.getLogger("darts_pools")
+
+AGGREGATES = {  # log-rank sums: the NB201-chosen seven, and the DARTS space's defaults (darts_space.py)
+    "NB201's seven": tuple(DEFAULT_HEURISTICS),
+    "DARTS defaults": ("az_expressivity", "linear_regions", "cell_breadth"),
+}
+
+
+class Curves:
+    """Per-cell training-loss curves of the finalists' recipe, trained on demand and cached as JSON lines."""
+
+    def __init__(self, path: Path, shape: str, config: FinalistConfig):
+        self.path, self.shape, self.config = path, shape, config
+        self.space = get_space("darts")
+        arrays = load_cifar10(None, "train")  # the default run's images: the shipped sample
+        self.batches = batch_stream(torch.from_numpy(np.ascontiguousarray(arrays.images)),
+                                    torch.from_numpy(arrays.labels.astype(np.int64)), config)
+        self.losses: dict[str, list[float]] = {}
+        self.trained_seconds = 0.0
+        if path.exists():
+            for line in path.read_text().splitlines():
+                row = json.loads(line)
+                if len(row["losses"]) > len(self.losses.get(row["cell"], [])):
+                    self.losses[row["cell"]] = row["losses"]
+
+    def genotype(self, canonical: str) -> str:
+        """The table's cell at the finalists' network shape (the default run's `|16.32.64|1.1.1`)."""
+        return "|".join(canonical.split("|")[:2]) + "|" + self.shape
+
+    def tse(self, cell: str, steps: int) -> float:
+        """Mean training loss over the first `steps` steps, training (and caching) the cell if needed."""
+        if len(self.losses.get(cell, [])) < steps:
+            started = time.process_time()
+            run = _Run(self.space.build(self.genotype(cell), C=self.config.C, seed=self.config.seed), self.config)
+            run.advance(self.batches, steps)
+            self.trained_seconds += time.process_time() - started
+            self.losses[cell] = run.losses
+            with self.path.open("a") as stream:
+                stream.write(json.dumps({"cell": cell, "losses": run.losses}) + "\n")
+        losses = self.losses[cell][:steps]
+        return float(np.mean(losses)) if all(math.isfinite(x) for x in losses) else math.inf
+
+
+def finalists_pick(order: list[int], cells: list[str], prior: np.ndarray, curves: Curves) -> tuple[int, int]:
+    """(winner, training steps) of successive halving over `order` (best first), as finalists.py decides."""
+    rungs, alive, done, steps = curves.config.rungs, list(order), 0, 0
+    for number, rung in enumerate(rungs):
+        if len(alive) == 1:
+            break
+        tse = {i: curves.tse(cells[i], rung) for i in alive}
+        steps += len(alive) * (rung - done)
+        done = rung
+        if number < len(rungs) - 1:
+            keep = math.ceil(len(alive) / 2)
+            alive = sorted(alive, key=lambda i: (tse[i], order.index(i)))[:keep]
+        else:
+            alive = sorted(alive, key=order.index)
+            alive = [alive[decide([tse[i] for i in alive], [prior[i] for i in alive])]]
+    return alive[0], steps
+
+
+def pick_rows(pool: pd.DataFrame, curves: Curves, top: int) -> list[dict]:
+    """One row per rule: the cell it picks in this pool."""
+    picks = {"best": int(np.argmax(pool["val_accuracy"])), "random": 0,
+             "#params (largest)": int(np.argmax(pool["params"]))}
+    nwot = pool["naslib_nwot"].to_numpy(float)
+    if np.isfinite(nwot).any():
+        picks["NASLib nwot"] = int(np.nanargmax(nwot))
+    steps = {}
+    cells = pool["canonical"].tolist()
+    for label, names in AGGREGATES.items():
+        aggregate = az_nas_log_rank(pool[list(names)].to_numpy(float))
+        order = [int(i) for i in np.argsort(aggregate, kind="stable")]
+        picks[label] = order[0]
+        if top > 1:
+            key = f"finalists (top {top}) on {label}"
+            picks[key], steps[key] = finalists_pick(order[:top], cells, aggregate, curves)
+    accuracy = pool["val_accuracy"].to_numpy(float)
+    rows = [{"rule": "median", "accuracy": float(np.median(accuracy)), "percentile": 50.0,
+             "gap_to_best": float(accuracy.max() - np.median(accuracy)), "steps": 0}]
+    for rule, index in picks.items():
+        rows.append({"rule": rule, "accuracy": accuracy[index],
+                     "percentile": 100.0 * float((accuracy < accuracy[index]).mean()),
+                     "gap_to_best": float(accuracy.max() - accuracy[index]), "steps": steps.get(rule, 0)})
+    return rows
+
+
+def main() -> None:
+    """Draw the pools, replay every rule, write picks.csv and pools.md."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scores", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--pools", type=int, default=50)
+    parser.add_argument("--pool-size", type=int, default=100)
+    parser.add_argument("--top", type=int, default=8, help="finalists per pool (0: no training)")
+    parser.add_argument("--finalist-steps", type=int, default=100)
+    parser.add_argument("--finalist-width", type=int, default=8)
+    parser.add_argument("--shape", default="16.32.64|1.1.1", help="widths|cells of the finalists' networks")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    apply_thread_rule(1)
+    table = pd.read_csv(args.scores)
+    s = args.finalist_steps
+    config = FinalistConfig(top=args.top, rungs=(s // 8, s // 4, s // 2, s), C=args.finalist_width, seed=args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    curves = Curves(args.out / "curves.jsonl", args.shape, config)
+    rng = np.random.default_rng(args.seed)
+    rows = []
+    for number in range(args.pools):
+        pool = table.iloc[rng.choice(len(table), size=args.pool_size, replace=False)].reset_index(drop=True)
+        rows += [{"pool": number, **row} for row in pick_rows(pool, curves, args.top)]
+        log.info("pool %d/%d done; %d cells trained so far (%.0f CPU-s this process)", number + 1, args.pools,
+                 len(curves.losses), curves.trained_seconds)
+    picks = pd.DataFrame(rows)
+    picks.to_csv(args.out / "picks.csv", index=False, float_format="%.4f")
+    summary = picks.groupby("rule", sort=False).agg(
+        mean_percentile=("percentile", "mean"), in_top_10_percent=("percentile", lambda p: float((p >= 90).mean())),
+        mean_gap_to_best=("gap_to_best", "mean"), mean_accuracy=("accuracy", "mean"),
+        mean_training_steps=("steps", "mean")).reset_index()
+    text = ["# The final pick in the DARTS space: random pools of NB301 cells", "",
+            f"`python experiments/darts_pools.py {args.scores} --out {args.out} --pools {args.pools} "
+            f"--pool-size {args.pool_size} --top {args.top}`: {args.pools} pools of {args.pool_size} of the "
+            f"{len(table)} cells; accuracy = NB301 surrogate CIFAR-10 validation accuracy; percentile = share of "
+            f"the pool strictly below the pick. Finalists train at `{args.shape}`, C={args.finalist_width}, rungs "
+            f"{config.rungs} on the shipped 1,000-image sample ({len(curves.losses)} distinct cells trained).", "",
+            markdown_table(summary.round(3)), ""]
+    (args.out / "pools.md").write_text("\n".join(text))
+    print("\n".join(text))
+
+
+if __name__ == "__main__":
+    main()
