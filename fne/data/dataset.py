@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from fne.atomic import atomic_write
-from fne.data.cifar10 import train_val_split
+from fne.data.cifar10 import CIFAR10_MEAN, CIFAR10_STD, train_val_split
 from fne.errors import ConfigError, DataError
 from fne.registry import Registry
 
@@ -203,6 +203,19 @@ DATASET_FORMATS: Registry[Callable[[Path, OpenOptions], Dataset]] = Registry("da
 def register_format(name: str, *, detect: Callable[[Path], bool] | None = None, description: str = ""):
     """Decorator: register an opener `(path, options) -> Dataset` as format `name`; duplicates are refused."""
     return DATASET_FORMATS.register(name, detect=detect, description=description)
+
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def known_stats(classes: Sequence[str], image_size: Sequence[int],
+                channels: int) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """CIFAR-10's published (mean, std) for CIFAR-10's ten classes at 32x32 RGB in any format, else None."""
+    # Whatever the container (batches folder, .npz, folder of PNGs), CIFAR-10 keeps the constants fne has always
+    # standardised with, so its probe batches do not change with the format it is stored in.
+    if tuple(classes) == CIFAR10_CLASSES and tuple(image_size) == (32, 32) and channels == 3:
+        return CIFAR10_MEAN, CIFAR10_STD
+    return None
 
 
 def seeded_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fne.data.dataset import Dataset, OpenOptions, register_format, seeded_split
+from fne.data.dataset import Dataset, OpenOptions, known_stats, register_format, seeded_split
 from fne.data.formats.folder_index import IMAGE_SUFFIXES, TRAIN, UNSPLIT, VAL, folder_index
 from fne.errors import DataError
 
@@ -61,4 +61,5 @@ def open_image_folder(path: Path, options: OpenOptions) -> Dataset:
     channels = 3 if (index.channels == 3).any() else 1
     reader = FolderReader(Path(index.root), {"train": index.files[train], "val": index.files[val]}, channels)
     return Dataset("imagefolder", index.root, index.classes, size, channels, index.digest,
-                   index.labels[train], index.labels[val], reader, options)
+                   index.labels[train], index.labels[val], reader, options,
+                   fixed_stats=known_stats(index.classes, size, channels))

@@ -4,7 +4,7 @@ An .npz holds uint8 `images` (or `x`), N,H,W,C or N,H,W (grayscale), and integer
 optional `class_names` (or `classes`). Files written by fne.data.cifar10.save_arrays carry a `split` key:
 they are one split already, so all their images are training images, as fne has always read them; other
 files are split by OpenOptions.val_fraction. Arrays named for CIFAR-10's classes at 32x32x3 keep its
-published statistics, so their probe batches are the ones fne has always drawn.
+published statistics (dataset.known_stats), so their probe batches are the ones fne has always drawn.
 """
 
 from __future__ import annotations
@@ -13,11 +13,18 @@ from pathlib import Path
 
 import numpy as np
 
-from fne.data.cifar10 import CIFAR10_MEAN, CIFAR10_STD, SAMPLE_PATH
-from fne.data.dataset import ArrayReader, Dataset, OpenOptions, array_digest, register_format, seeded_split
+from fne.data.cifar10 import SAMPLE_PATH
+from fne.data.dataset import (
+    ArrayReader,
+    Dataset,
+    OpenOptions,
+    array_digest,
+    known_stats,
+    register_format,
+    seeded_split,
+)
 from fne.errors import DataError
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 _EXPECTED = "uint8 'images' (N,H,W,C or N,H,W) and integer 'labels', optional 'class_names'"
 
 
@@ -59,10 +66,9 @@ def open_arrays(path: Path, options: OpenOptions, format_name: str = "npz") -> D
         seeded_split(labels, options.val_fraction, options.seed)
     # Fancy indexing copies; a file with no held-out split keeps its one array.
     reader = ArrayReader(images if presplit else images[train], images[val])
-    is_cifar10 = classes == CIFAR10_CLASSES and images.shape[1:] == (32, 32, 3)
     return Dataset(format_name, str(path), classes, images.shape[1:3], images.shape[3],
                    array_digest(images, labels, names=classes), labels[train], labels[val], reader, options,
-                   fixed_stats=(CIFAR10_MEAN, CIFAR10_STD) if is_cifar10 else None)
+                   fixed_stats=known_stats(classes, images.shape[1:3], images.shape[3]))
 
 
 def looks_like_npz(path: Path) -> bool:
