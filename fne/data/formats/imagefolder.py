@@ -34,7 +34,7 @@ class FolderReader:
     def _decode(self, path: Path) -> np.ndarray:
         try:
             with Image.open(path) as image:
-                pixels = np.asarray(image.convert("RGB" if self.channels == 3 else "L"))
+                pixels = np.array(image.convert("RGB" if self.channels == 3 else "L"))  # writable, for torch
         except (OSError, ValueError) as exc:  # truncated or changed since it was indexed
             raise DataError(f"cannot decode {path} ({type(exc).__name__}: {exc}); expected a PNG or JPEG image") \
                 from exc
