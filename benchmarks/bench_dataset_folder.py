@@ -11,7 +11,8 @@ measures the statistics on a seeded 2,000-image sample, and draws a 64-image pro
 64x64 and resized to 32x32. Targets: index within 60 s, peak memory within 2 GiB.
 
 Measured on the shared 2-core machine (load from other users), 100,000 images:
-(see report/datasets.md for the printed figures)
+index 6.2 s cold, 1.05 s cached; statistics 1.0 s; probe batch 0.05 s (64x64), 0.45 s (to 32x32);
+peak RSS 544 MiB, all of it import torch (report/datasets.md has the printed output).
 """
 
 from __future__ import annotations
