@@ -1,1 +1,1 @@
-"""Data: CIFAR-10 arrays and batches, its download, and ground-truth accuracy tables."""
+"""Data: datasets of any supported format (datasets.py, DATASETS.md), their batches, CIFAR-10 arrays and download, ground truth."""
