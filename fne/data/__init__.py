@@ -1,1 +1,1 @@
-"""Data: datasets of any supported format (datasets.py, DATASETS.md), their batches, CIFAR-10 arrays and download, ground truth."""
+"""Data: datasets of every supported format (datasets.py, DATASETS.md), their batches, CIFAR-10, ground truth."""
