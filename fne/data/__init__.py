@@ -1,1 +1,1 @@
-"""Data: CIFAR-10 arrays and batches, its download, and ground-truth accuracy tables."""
+"""Data: datasets of every supported format (datasets.py, DATASETS.md), their batches, CIFAR-10, ground truth."""
