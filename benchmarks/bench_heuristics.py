@@ -16,6 +16,9 @@ each is kept, so that load from other processes hits all of them alike:
     recommended   fitness.RECOMMENDED_HEURISTICS together (AZ-NAS's four, meco, synflow)
     recommended+zico   the same and zico (its two half-batch forward+backward passes)
     defaults      fitness.DEFAULT_HEURISTICS together (AZ-NAS's four, meco, swap, zico): target <= 2.5x
+    space defaults  the space's own default scores (search_defaults; DARTS: az_expressivity, linear_regions,
+                  cell_breadth), as its search scores them: target <= 2.5x at NB301's layout
+                  (--darts-shape '16.32.64|2.2.2': 8 cells, reductions at cells 3 and 6)
     ntk (vmap)    the torch.func implementation of the same NTK
     loop          the per-sample loop oracle: one forward+backward per sample (frozen BatchNorm)
     TE-NAS loop   TE-NAS's procedure: one train-mode forward, one backward per sample (--tenas-loop)
@@ -79,9 +82,10 @@ NEW_CASES = {"az E+P": ("az_expressivity", "az_progressivity"), "az_trainability
 
 
 def bench_arch(space_name: str, genotype: str, x: torch.Tensor, y: torch.Tensor, repeats: int, loop: bool,
-               tenas_loop: bool) -> dict[str, float]:
+               tenas_loop: bool, only: set[str] | None = None) -> dict[str, float]:
     """Median seconds of every variant for one architecture."""
     space = get_space(space_name)
+    cases_of_space = {**NEW_CASES, "space defaults": tuple(space.search_defaults.get("heuristics", DEFAULT_HEURISTICS))}
     model = space.build(genotype, seed=candidate_seed(0, space.canonical(genotype)))
     cases: dict[str, Callable[[], object]] = {"fwd+bwd": lambda: fwd_bwd(model, x)}
     for names in (("ntk",), ("linear_regions",), ("grad_corr",), ("ntk", "linear_regions", "grad_corr")):
@@ -90,12 +94,14 @@ def bench_arch(space_name: str, genotype: str, x: torch.Tensor, y: torch.Tensor,
         cases[label] = lambda config=config: score_network(model, x, config)
     # As in a search: fitness hands the parameter and FLOP counts it already has to the scores.
     counts = {"params": count_parameters(model), "flops": count_flops(model)}
-    for label, names in NEW_CASES.items():
+    for label, names in cases_of_space.items():
         config = FitnessConfig(batch_size=len(x), heuristics=names, device="cpu")
         cases[label] = lambda config=config: score_network(model, x, config, labels=y, **counts)
     cases["ntk (vmap)"] = lambda: probe_network(model, x, {"ntk"}, ProbeSettings(ntk_method="vmap"))
     if loop:
         cases["loop"] = lambda: loop_ntk(model, x, "frozen")
+    if only:  # the unit is always timed
+        cases = {name: fn for name, fn in cases.items() if name == "fwd+bwd" or name in only}
     samples: dict[str, list[float]] = {name: [] for name in cases}
     for fn in cases.values():  # warm-up: first-call allocations and lazy initialisation
         fn()
@@ -120,6 +126,9 @@ def main() -> None:
     parser.add_argument("--no-loop", action="store_true", help="skip the per-sample loop")
     parser.add_argument("--tenas-loop", action="store_true", help="also time TE-NAS's coupled loop (slow)")
     parser.add_argument("--spaces", default="nb201,darts", help="comma-separated spaces to time")
+    parser.add_argument("--darts-shape", default=None,
+                        help="widths|cells of the DARTS nets (e.g. 16.32.64|2.2.2, NB301's 8-cell layout)")
+    parser.add_argument("--only", default=None, help="comma-separated case labels to time (fwd+bwd always)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     x, y = heuristic_labelled_batch(None, args.batch_size, args.seed)
@@ -129,12 +138,15 @@ def main() -> None:
     for space_name in args.spaces.split(","):
         space = get_space(space_name)
         genotypes = [space.sample(rng) for _ in range(args.archs)]
+        if space_name == "darts" and args.darts_shape:
+            genotypes = ["|".join(g.split("|")[:2]) + "|" + args.darts_shape for g in genotypes]
         if space_name == "nb201":  # the benchmark's best cell: all 3x3 convs, the costliest kind
             genotypes[0] = "C+CC+kCC"
         ratios: dict[str, list[float]] = {}
         print(f"\n== {space_name} ==")
         for genotype in genotypes:
-            row = bench_arch(space_name, genotype, x, y, args.repeats, not args.no_loop, args.tenas_loop)
+            only = set(args.only.split(",")) if args.only else None
+            row = bench_arch(space_name, genotype, x, y, args.repeats, not args.no_loop, args.tenas_loop, only)
             unit = row["fwd+bwd"]
             cells = [f"{genotype}  {row['mflops']:.0f} MFLOPs {row['params'] / 1e6:.2f} M params",
                      f"fwd+bwd {unit:.3f} s"]

@@ -23,13 +23,14 @@ from fne.version import __version__
 EXTRA_OBJECTIVES = ("params", "flops")
 FINAL_PICKS = ("population", "evaluated")
 FINALIST_SEED_PATH = (2**31 - 1,)  # derived_seed path of the finalists' training: no generation number reaches it
-# The loop's size when neither the config nor the space (SearchSpace.search_defaults) sets it.
-LOOP_DEFAULTS = {"population": 16, "offspring": 16, "generations": 8, "tournament_every": 3, "finalists": 0}
 # Pareto objectives of the default scores: three families, each the rank aggregate of its members within the
 # pool (activation statistics of one forward, gradient statistics, size). Seven objectives of their own
 # leave 32% of a pool of 40 non-dominated, the three groups 10% (report/heuristics/aggregation.md): the
 # groups keep selection pressure while still rewarding different strengths.
 DEFAULT_OBJECTIVES = ("az_expressivity+az_progressivity+meco+swap", "az_trainability+zico", "log_flops")
+# The loop's size and scores when neither the config nor the space (SearchSpace.search_defaults) sets them.
+LOOP_DEFAULTS = {"population": 16, "offspring": 16, "generations": 8, "tournament_every": 3, "finalists": 0,
+                 "heuristics": DEFAULT_HEURISTICS, "pareto_objectives": DEFAULT_OBJECTIVES}
 
 
 @dataclass(frozen=True)
@@ -80,13 +81,13 @@ class SearchConfig:
         "../shared/data/nb201/nb201_cifar10.csv); true accuracies are recorded in the history, never used for "
         "selection.", path=True))
     ground_truth_sha256: str | None = None  # of the ground-truth file when the run started (resume warns if changed)
-    heuristics: tuple[str, ...] = field(default=DEFAULT_HEURISTICS, metadata=cli(
+    heuristics: tuple[str, ...] | None = field(default=None, metadata=cli(
         "Comma-separated training-free scores (registered heuristics, all minimised) that survival and "
-        "rank_combined use.", choices=None))
-    pareto_objectives: tuple[str, ...] = field(default=DEFAULT_OBJECTIVES, metadata=cli(
+        "rank_combined use.", choices=None, per_space=True))
+    pareto_objectives: tuple[str, ...] | None = field(default=None, metadata=cli(
         "Comma-separated Pareto objectives; an objective a+b+c is the rank aggregate of those heuristics within "
-        "each pool. With --heuristics other than the defaults and no objectives given, every heuristic is its "
-        "own objective."))
+        "each pool. With --heuristics other than the space's defaults and no objectives given, every heuristic "
+        "is its own objective.", per_space=True))
     extra_objectives: tuple[str, ...] = field(default=(), metadata=cli(
         "Also minimise this (repeatable) in Pareto selection, next to the heuristics.", flag="--extra-objective",
         multiple=True, choices=("params", "flops")))
@@ -123,15 +124,16 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         space = SPACES[self.space]  # ConfigError naming the known spaces
-        for name, value in {**LOOP_DEFAULTS, **space.tournament_defaults, **space.search_defaults}.items():
+        defaults = {**LOOP_DEFAULTS, **space.tournament_defaults, **space.search_defaults}
+        if self.pareto_objectives is None:  # the space's groups are of the space's scores
+            own = self.heuristics is None or tuple(self.heuristics) == tuple(defaults["heuristics"])
+            object.__setattr__(self, "pareto_objectives", defaults["pareto_objectives"] if own else ())
+        for name, value in defaults.items():
             if getattr(self, name) is None:  # resolved here, so config.json records the value used
                 object.__setattr__(self, name, value)
         object.__setattr__(self, "heuristics", tuple(self.heuristics))
         object.__setattr__(self, "extra_objectives", tuple(self.extra_objectives))
-        objectives = tuple(self.pareto_objectives or ())
-        if objectives == DEFAULT_OBJECTIVES and self.heuristics != DEFAULT_HEURISTICS:
-            objectives = ()  # the default groups are of the default scores
-        object.__setattr__(self, "pareto_objectives", objectives)
+        object.__setattr__(self, "pareto_objectives", tuple(self.pareto_objectives))
         grouped = [name for group in self.pareto_objectives for name in group.split("+")]
         if any(name not in self.heuristics for name in grouped):
             raise ConfigError(f"pareto_objectives {', '.join(self.pareto_objectives)}: every member must be one of "
