@@ -24,11 +24,11 @@ from typing import Any
 import pandas as pd
 
 from fne.data.cifar10 import heuristic_labelled_batch
-from fne.evolution.evaluation import Evaluator
 from fne.evolution.loop import Evolution
-from fne.evolution.search import SearchResult, build_evolution, default_evaluator, run_search, score_candidates
-from fne.evolution.search_config import AGGREGATES, SearchConfig
 from fne.genotopheno.spaces import get_space
+from fne.run.config import AGGREGATES, SearchConfig
+from fne.run.evaluation import Evaluator
+from fne.run.search import SearchResult, build_evolution, default_evaluator, run_search, score_candidates
 from fne.scoring.fitness import FitnessConfig, score_genotypes
 
 __all__ = ["SearchConfig", "default_evaluator", "score", "score_candidates", "search", "search_loop"]

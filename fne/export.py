@@ -28,8 +28,8 @@ from torch import nn
 
 from fne.atomic import atomic_write
 from fne.errors import CheckpointError, ConfigError, FneError, GenotypeError
-from fne.evolution import rundir
 from fne.genotopheno.spaces import SPACES, get_space
+from fne.run import rundir
 from fne.version import __version__
 
 log = logging.getLogger(__name__)

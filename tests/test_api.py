@@ -6,8 +6,8 @@ import math
 
 import fne
 from fne.api import SearchConfig, score_candidates
-from fne.evolution.evaluation import FunctionEvaluator
-from tests.evolution.test_search import ORIGINAL, toy_score
+from fne.run.evaluation import FunctionEvaluator
+from tests.run.test_search import ORIGINAL, toy_score
 
 
 def test_search_in_one_call_equals_the_loop_driven_by_hand(tmp_path):

@@ -49,8 +49,8 @@ def score_until(check: Check, space, table: pd.DataFrame, images, labels, config
 def run(check: Check) -> Section:
     """Score as much of the space as the budget allows; write space/scores.csv, correlations and a summary."""
     from fne.genotopheno.spaces import get_space
-    from fne.scoring.fitness import DEFAULT_HEURISTICS, FitnessConfig
     from fne.scoring.aggregation import az_nas_log_rank
+    from fne.scoring.fitness import DEFAULT_HEURISTICS, FitnessConfig
     from fne.study.score_study import ScoreCache, correlate, load_ground_truth, settings_key, validate
 
     section = Section(TITLE)

@@ -23,10 +23,11 @@ from typing import Any
 import pandas as pd
 
 from fne.errors import CheckpointError
-from fne.evolution import rundir
 from fne.evolution.individual import Individual, apply_schema, from_row
 from fne.evolution.loop import GenerationOutcome
-from fne.evolution.search_config import SearchConfig, derived_seed, generation_rng
+from fne.evolution.seeds import derived_seed, generation_rng
+from fne.run import rundir
+from fne.run.config import SearchConfig
 
 APPEND_ONLY = ("history.csv", "populations.csv", "timings.csv", "tournaments.csv")
 
