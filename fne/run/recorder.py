@@ -110,6 +110,8 @@ class RunRecorder:
     def __init__(self, run_dir: Path, config: SearchConfig, config_dict: dict[str, Any]):
         self.run_dir = Path(run_dir)
         self.config = config
+        if not (self.run_dir / "config.json").exists():  # a new run: the resolved config first (timm's args.yaml)
+            rundir.atomic_write_json(self.run_dir / "config.json", config_dict)
         self.config_sha256 = rundir.config_digest(config_dict)  # computed once, not re-read per generation
         self.tables = {name: AppendOnlyTable(self.run_dir / name, digest=name == "history.csv")
                        for name in APPEND_ONLY}

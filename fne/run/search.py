@@ -147,8 +147,7 @@ def run_search(config: SearchConfig, out: str | Path | None = None, *, resume: s
         check_data_dir(config.data_dir)
     created = resume is None and not run_dir.exists()
     if resume is None:
-        rundir.prepare_new_run(run_dir)
-        rundir.atomic_write_json(run_dir / "config.json", config_dict)
+        rundir.prepare_new_run(run_dir)  # the recorder writes config.json into it
     owned = evaluator is None
     try:
         evaluator = default_evaluator(config) if evaluator is None else evaluator

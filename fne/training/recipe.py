@@ -11,7 +11,7 @@ on whole batches on the device (no torchvision). On CUDA a step runs in mixed pr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -19,32 +19,43 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from fne.config_meta import cli
 from fne.data.cifar10 import normalize
 from fne.errors import ConfigError
+
+VAL_SOURCES = ("holdout", "test")  # images held out of the training set, or the test batch
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """The DARTS CIFAR-10 evaluation recipe; None sizes mean "all" (train) and "10% held out" (val)."""
 
-    epochs: int = 600
-    batch_size: int = 96
-    lr: float = 0.025
+    epochs: int = field(default=600, metadata=cli("Training epochs.", min=1))
+    batch_size: int = field(default=96, metadata=cli("Images per training step.", min=2))
+    lr: float = field(default=0.025, metadata=cli("Initial SGD learning rate (cosine to 0).", min=0.0,
+                                                  min_open=True))
     lr_min: float = 0.0
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
-    grad_clip: float = 5.0
+    momentum: float = field(default=0.9, metadata=cli("SGD momentum.", min=0.0, max=1.0, max_open=True))
+    weight_decay: float = field(default=3e-4, metadata=cli("SGD weight decay.", min=0.0))
+    grad_clip: float = field(default=5.0, metadata=cli("Gradient-norm clip (0: off).", min=0.0))
     crop_padding: int = 4
     flip: bool = True
-    cutout: int = 16
-    drop_path_prob: float | None = None  # None: the model file's builder value
-    auxiliary_weight: float = 0.4
-    train_images: int | None = None
-    val_images: int | None = None
-    val_source: str = "holdout"  # "holdout" (from the training set) or "test" (the test batch)
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True  # mixed precision, used only on CUDA
+    cutout: int = field(default=16, metadata=cli("Cutout length (0: off).", min=0))
+    drop_path_prob: float | None = field(default=None, metadata=cli(  # None: the model file's builder value
+        "Final drop-path probability (default: the model file's).", flag="--drop-path", min=0.0, max=1.0,
+        max_open=True))
+    auxiliary_weight: float = field(default=0.4, metadata=cli(
+        "Weight of the auxiliary-head loss (0: off; only for models with the head).", min=0.0))
+    train_images: int | None = field(default=None, metadata=cli(
+        "Train on a balanced subset of this many images.", min=2))
+    val_images: int | None = field(default=None, metadata=cli(
+        "Validation images (default 10% held out, or the whole test batch).", min=1))
+    val_source: str = field(default="holdout", metadata=cli(
+        "Validate on images held out of the training set, or on the test batch.", choices=VAL_SOURCES))
+    seed: int = field(default=0, metadata=cli("Seed of the data order, augmentation and drop-path."))
+    device: str = field(default="auto", metadata=cli("auto (CUDA when available), cpu, cuda or cuda:N.",
+                                                     device=True))
+    amp: bool = field(default=True, metadata=cli("Mixed precision (CUDA only)."))
 
     def __post_init__(self) -> None:
         checks = [
