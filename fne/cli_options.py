@@ -118,7 +118,8 @@ def config_options(config_class: Any, exclude: tuple[str, ...] = ()) -> Callable
                                         hidden=kwargs["hidden"])(function)
                 continue
             if tuple_field and spec.get("multiple"):
-                kwargs.update(multiple=True, type=_click_type(str, spec), default=default or (), show_default=False)
+                kwargs.update(multiple=True, type=_click_type(str, spec), default=default or (),
+                              show_default=bool(default))
             elif tuple_field:
                 kwargs.update(type=str, default=",".join(default) if default else None, show_default=True)
             else:
