@@ -67,7 +67,7 @@ def test_a_checkpoint_naming_an_individual_not_in_the_history_is_refused(tmp_pat
     checkpoint = json.loads(path.read_text())
     checkpoint["population_ids"][1] = 999
     path.write_text(json.dumps(checkpoint))
-    with pytest.raises(CheckpointError, match="not in history.csv"):
+    with pytest.raises(CheckpointError, match=r"names population ids \[.*999.*\] but populations.csv holds"):
         run_search(TOY_CONFIG, resume=run_dir, evaluator=evaluator, progress=False)
 
 
