@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fne.evolution.distributed import DaskEvaluator, DataSpec, connect, load_images, start_local_cluster
 from fne.genotopheno.spaces import get_space
+from fne.run.distributed import DaskEvaluator, DataSpec, connect, load_images, start_local_cluster
 from fne.scoring.fitness import FitnessConfig, score_genotypes
 
 VOLATILE = ("seconds", "device")  # the only columns allowed to differ between back ends

@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from fne.evolution.search_config import DEFAULT_OBJECTIVES
 from fne.evolution.selection import pareto_fronts
 from fne.reporting import markdown_table
+from fne.run.config import DEFAULT_OBJECTIVES
 from fne.scoring.aggregation import AGGREGATES, AZ_NAS_SCORES
 from fne.scoring.fitness import DEFAULT_HEURISTICS
 

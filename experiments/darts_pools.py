@@ -11,7 +11,7 @@ as a percentile of its pool and as the gap to the pool's best:
 - the largest cell by #params, NASLib's nwot pick (from the table), the single best score;
 - each aggregate (AZ-NAS log-rank sum over the pool, as the search ranks a population);
 - the finalists' stage on each aggregate's `--top` best: successive halving by training speed (TSE),
-  exactly `fne.evolution.finalists.successive_halving`'s rule, replayed from cached per-cell loss curves.
+  exactly `fne.training.finalists.successive_halving`'s rule, replayed from cached per-cell loss curves.
 
 A cell's loss curve depends only on the cell and the finalists' seed (every finalist trains from the same
 initial seed on the same stream of augmented images), so each cell is trained once, only as far as some
@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 from fne.data.cifar10 import load_cifar10
-from fne.evolution.finalists import FinalistConfig, _Run, batch_stream, decide
+from fne.training.finalists import FinalistConfig, _Run, batch_stream, decide
 from fne.genotopheno.spaces import get_space
 from fne.reporting import markdown_table
 from fne.scoring.aggregation import az_nas_log_rank

@@ -28,12 +28,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from fne.evolution import rundir
-from fne.evolution.finalists import decide
 from fne.evolution.individual import from_row
-from fne.evolution.search import _plain, final_pick, picked_by_finalists
-from fne.evolution.search_config import config_from_dict
+from fne.run import rundir
+from fne.run.config import config_from_dict
+from fne.run.final_pick import _plain, final_pick, picked_by_finalists
 from fne.threads import apply_thread_rule
+from fne.training.finalists import decide
 
 
 def repick(run_dir: Path, out: Path, **settings: int | None) -> dict:

@@ -20,9 +20,9 @@ import pandas as pd
 import torch
 
 from fne.data.cifar10 import load_cifar10, to_tensor, train_val_split
-from fne.evolution.tournament import TournamentConfig, run_tournament
 from fne.genotopheno.nb201 import from_arch_str
 from fne.genotopheno.spaces import get_space
+from fne.training.tournament import TournamentConfig, run_tournament
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUND_TRUTH = ROOT.parent / "shared" / "data" / "nb201" / "nb201_cifar10.csv"

@@ -10,25 +10,25 @@
     while not loop.done:
         loop.tell(score_candidates(loop.ask(), evaluator, config.heuristics))
 
-    table = fne.score(["C+CC+kCC", "n+nn+nnn"], space="nb201")               # one row per genotype
+    table = fne.score(["C+CC+kCC", "n+nn+nnn"], space="nb201")  # one row per genotype, rank_combined as the search
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from fne.data.cifar10 import heuristic_labelled_batch
-from fne.evolution.evaluation import Evaluator
 from fne.evolution.loop import Evolution
-from fne.evolution.search import SearchResult, build_evolution, default_evaluator, run_search, score_candidates
-from fne.evolution.search_config import AGGREGATES, SearchConfig
 from fne.genotopheno.spaces import get_space
+from fne.run.config import AGGREGATES, SearchConfig
+from fne.run.evaluation import Evaluator
+from fne.run.search import SearchResult, build_evolution, default_evaluator, run_search, score_candidates
 from fne.scoring.fitness import FitnessConfig, score_genotypes
 
 __all__ = ["SearchConfig", "default_evaluator", "score", "score_candidates", "search", "search_loop"]
@@ -50,8 +50,12 @@ def search_loop(config: SearchConfig) -> Evolution:
     return build_evolution(get_space(config.space), config)
 
 
+# fne.score aggregates as the search does: SearchConfig's own default, not a second copy of it.
+DEFAULT_AGGREGATE: str = next(f.default for f in fields(SearchConfig) if f.name == "aggregate")
+
+
 def score(genotypes: Sequence[str], space: str = "nb201", *, data_dir: str | Path | None = None,
-          aggregate: str = "linear", **fitness: Any) -> pd.DataFrame:
+          aggregate: str = DEFAULT_AGGREGATE, **fitness: Any) -> pd.DataFrame:
     """Score genotypes with the training-free heuristics: one row each, plus their `rank_combined` (lower = better).
 
     `fitness` are FitnessConfig fields (heuristics, batch_size, seed, device, C, layers, ...).

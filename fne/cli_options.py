@@ -71,16 +71,20 @@ def _click_type(kind: Any, spec: dict[str, Any]) -> Any:
     choices = spec.get("choices")
     if choices is not None:
         return click.Choice(list(choices() if callable(choices) else choices))
+    bounds = {"min": spec.get("min"), "max": spec.get("max"), "min_open": spec.get("min_open", False),
+              "max_open": spec.get("max_open", False)}
+    if kind in (int, float) and bounds["min"] is None and bounds["max"] is None:
+        return kind
     if kind is int:
-        return click.IntRange(min=spec.get("min"), max=spec.get("max"))
+        return click.IntRange(**bounds)
     if kind is float:
-        return click.FloatRange(min=spec.get("min"), max=spec.get("max"))
-    return str
+        return click.FloatRange(**bounds)
+    return spec.get("type", str)
 
 
 def _field_kind(annotation: Any) -> Any:
     text = str(annotation)
-    for kind in (int, float):
+    for kind in (bool, int, float):
         if text.startswith(kind.__name__):
             return kind
     return str
@@ -107,8 +111,15 @@ def config_options(config_class: Any, exclude: tuple[str, ...] = ()) -> Callable
             default = field.default if field.default is not dataclasses.MISSING else None
             help_text = spec["help"] + ("  [default: per search space]" if spec.get("per_space") else "")
             kwargs: dict[str, Any] = {"help": help_text, "hidden": spec.get("hidden", False)}
+            if _field_kind(field.type) is bool:  # --name/--no-name
+                flag = flag_of(field)
+                function = click.option(f"{flag}/--no-{flag[2:]}", param_of(field), default=default,
+                                        show_default=default is not None, help=help_text,
+                                        hidden=kwargs["hidden"])(function)
+                continue
             if tuple_field and spec.get("multiple"):
-                kwargs.update(multiple=True, type=_click_type(str, spec), default=default or (), show_default=False)
+                kwargs.update(multiple=True, type=_click_type(str, spec), default=default or (),
+                              show_default=bool(default))
             elif tuple_field:
                 kwargs.update(type=str, default=",".join(default) if default else None, show_default=True)
             else:

@@ -15,9 +15,11 @@ from typing import Any
 def cli(help: str, **spec: Any) -> dict[str, Any]:
     """Metadata making a dataclass field a CLI option.
 
-    spec: flag ("--name"; default --field-name), min / max (numeric range), choices (a tuple, or a
+    spec: flag ("--name"; default --field-name), min / max (numeric range; min_open / max_open exclude the
+    bound), type (a click type for a str field, e.g. a path type), choices (a tuple, or a
     callable giving the allowed names such as a registry's `names`), multiple (a repeatable option for a
     tuple field; otherwise a tuple field is one comma-separated value), path (a file or folder),
-    per_space (the default comes from the search space), device (an fne device name), hidden.
+    per_space (the default comes from the search space), device (an fne
+    device name), hidden. A bool field is a --name/--no-name switch.
     """
     return {"cli": {"help": help, **spec}}

@@ -27,9 +27,10 @@ import torch
 from torch import nn
 
 from fne.atomic import atomic_write
+from fne.config_meta import cli
 from fne.errors import CheckpointError, ConfigError, FneError, GenotypeError
-from fne.evolution import rundir
 from fne.genotopheno.spaces import SPACES, get_space
+from fne.run import rundir
 from fne.version import __version__
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,36 @@ def canonical_genotype(text: str, space: str | None = None) -> tuple[str, str]:
             errors.append(f"{name}: {error}")
     raise GenotypeError(f"{text!r} is neither a published cell ({', '.join(named)}) nor a genotype of any "
                         f"space ({'; '.join(errors)})")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What `fne export` writes: which cell (a run's pick or a genotype) and its evaluation network's settings."""
+
+    pick: str = field(default="best", metadata=cli(
+        "'best' (of the final Pareto front by rank-combined score) or an individual's id."))
+    genotype: str | None = field(default=None, metadata=cli(
+        "Export this genotype string, or a published cell (DARTS_V1, DARTS_V2, PDARTS, PC_DARTS), instead of a "
+        "run's."))
+    space: str | None = field(default=None, metadata=cli(
+        "Space of --genotype (guessed from the string when left out).", choices=SPACES.names))
+    layers: int | None = field(default=None, metadata=cli(
+        "Cells in the network (DARTS, default 20) or cells per stage N (NB201, default 5)."))
+    C: int | None = field(default=None, metadata=cli("Initial channels C (DARTS default 36, NB201 default 16).",
+                                                     flag="--channels"))
+    as_searched: bool = field(default=False, metadata=cli(
+        "Keep a DARTS genotype's own stage widths and cell counts (instead of --channels/--layers)."))
+    num_classes: int = field(default=10, metadata=cli("Classes of the classifier."))
+    auxiliary: bool | None = field(default=None, metadata=cli(
+        "DARTS auxiliary head on the last reduction cell (default on for DARTS; NB201 has none)."))
+    drop_path_prob: float | None = field(default=None, metadata=cli(
+        "Drop-path probability for training (default 0.2 DARTS, 0 NB201).", flag="--drop-path"))
+    seed: int = field(default=0, metadata=cli("Seed of the initial weights."))
+
+    def builder(self, space: str) -> BuilderConfig:
+        """The builder config of the exported network in `space`, the space's defaults where a value is None."""
+        return default_builder(space, self.C, self.layers, num_classes=self.num_classes, auxiliary=self.auxiliary,
+                               drop_path_prob=self.drop_path_prob, seed=self.seed, as_searched=self.as_searched)
 
 
 def default_builder(space: str, C: int | None = None, layers: int | None = None, *, num_classes: int = 10,

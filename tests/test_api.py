@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 import fne
 from fne.api import SearchConfig, score_candidates
-from fne.evolution.evaluation import FunctionEvaluator
-from tests.evolution.test_search import ORIGINAL, toy_score
+from fne.run.evaluation import FunctionEvaluator
+from tests.run.test_search import ORIGINAL, toy_score
 
 
 def test_search_in_one_call_equals_the_loop_driven_by_hand(tmp_path):
@@ -28,4 +30,9 @@ def test_score_a_list_of_genotypes():
                       heuristics=("ntk", "linear_regions"))
     assert list(table["genotype"]) == ["C+CC+kCC", "n+nn+nnn"]
     assert math.isfinite(table["ntk"][0]) and math.isinf(table["ntk"][1])  # all-none is undefined: +inf
-    assert list(table["rank_combined"]) == [2.0, 4.0]
+    # The search's default aggregate, AZ-NAS's sum of log ranks: 0 for the genotype best on both scores,
+    # log 2 + log 2 for the one second on both.
+    assert table["rank_combined"].tolist() == pytest.approx([0.0, 2 * math.log(2)])
+    linear = fne.score(["C+CC+kCC", "n+nn+nnn"], space="nb201", batch_size=8, C=4, layers=1, device="cpu",
+                       heuristics=("ntk", "linear_regions"), aggregate="linear")
+    assert list(linear["rank_combined"]) == [2.0, 4.0]  # TE-NAS's rank sum: ranks 1 + 1 and 2 + 2

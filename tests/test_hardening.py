@@ -29,10 +29,10 @@ from fne.commands.plot_scores import plot_scores
 from fne.commands.search import search
 from fne.data.cifar10 import load_cifar10, save_arrays
 from fne.errors import CheckpointError, DataError
-from fne.evolution import population
-from fne.evolution.search_config import SearchConfig
 from fne.export import default_builder, save_model
 from fne.genotopheno.spaces import get_space
+from fne.run.config import SearchConfig
+from fne.run.search import load_ground_truth
 from fne.study import score_study
 from fne.study.score_study import ScoreCache
 
@@ -115,13 +115,13 @@ def test_conflicting_duplicate_accuracies_are_refused_naming_both_rows(tmp_path)
         read_ground_truth(path, get_space("nb201"))
     # The search's loader is the same function: it refuses too (it kept the last accuracy before).
     with pytest.raises(DataError, match="rows 2 and 4"):
-        population.load_ground_truth(get_space("nb201"), path)
+        load_ground_truth(get_space("nb201"), path)
 
 
 @pytest.mark.parametrize("value", ["inf", "-5", "1e9", "nan", "100.01"])
 def test_accuracies_outside_0_to_100_are_refused_naming_the_row(tmp_path, value):
     path = write_csv(tmp_path / "gt.csv", f"arch_str,cifar10_test\n{ARCHS[0]},94.1\n{ARCHS[1]},{value}\n")
-    for load in (lambda: population.load_ground_truth(get_space("nb201"), path),
+    for load in (lambda: load_ground_truth(get_space("nb201"), path),
                  lambda: score_study.load_ground_truth(path, "arch_str", "cifar10_test", get_space("nb201"))):
         with pytest.raises(DataError, match=rf"row 3: cifar10_test='{value}' is (outside \[0, 100\]|not a number)"):
             load()
@@ -149,7 +149,7 @@ def test_identical_duplicate_rows_count_once_and_are_logged(tmp_path, caplog):
 def test_ground_truth_messages_name_the_row_in_one_line(tmp_path, text, message):
     path = write_csv(tmp_path / "gt.csv", text)
     with pytest.raises(DataError) as caught:
-        population.load_ground_truth(get_space("nb201"), path)
+        load_ground_truth(get_space("nb201"), path)
     assert message in str(caught.value) and "\n" not in str(caught.value) and "'nan'" not in str(caught.value)
 
 
@@ -176,7 +176,7 @@ def test_input_paths_are_stored_absolute_and_resume_works_from_elsewhere(tiny_ru
 
 
 @pytest.mark.skipif("ground_truth_sha256" not in {f.name for f in fields(SearchConfig)},
-                    reason="needs the field SearchConfig.ground_truth_sha256 (fne/evolution/search_config.py)")
+                    reason="needs the field SearchConfig.ground_truth_sha256 (fne/run/config.py)")
 def test_resume_warns_when_the_ground_truth_changed(tmp_path, caplog):
     gt = write_csv(tmp_path / "gt.csv", "".join(["arch_str,cifar10_test\n"] + [f"{a},50\n" for a in ARCHS]))
     code, err = invoke(search, [*TINY_SEARCH, "--ground-truth", str(gt), "--out", str(tmp_path / "run")])
@@ -339,11 +339,11 @@ def test_workers_print_no_info_logs_without_v(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "distributed." not in done.stderr and " INFO " not in done.stderr, done.stderr
     assert pd.read_csv(tmp_path / "run" / "history.csv").shape[0] == 2
-    assert " INFO fne.evolution" in (tmp_path / "run" / "search.log").read_text()  # the run's log keeps them
+    assert " INFO fne.run" in (tmp_path / "run" / "search.log").read_text()  # the run's log keeps them
 
 
 def test_group_v_shows_the_runs_info_logs(tmp_path):
     command = [sys.executable, "-c", FNE_MAIN, "-v", "search", *TINY_SEARCH, "--out", str(tmp_path / "run")]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert " INFO fne.evolution" in done.stderr
+    assert " INFO fne.run" in done.stderr

@@ -14,7 +14,6 @@ from click.testing import CliRunner
 
 from fne.cli import cli
 from fne.errors import CheckpointError
-from fne.evolution.search import SearchConfig, run_search
 from fne.export import genotype_from_run
 from fne.figures.cells import graph_dot
 from fne.genotopheno.darts_space import darts_cell_graph
@@ -22,6 +21,7 @@ from fne.genotopheno.genotype import published
 from fne.genotopheno.nb201 import nb201_cell_graph
 from fne.genotopheno.spaces import get_space
 from fne.reporting import build_report, load_run, markdown_table
+from fne.run.search import SearchConfig, run_search
 
 NB201_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201" / "nb201_cifar10.csv"
 FIGURES = ("pareto_front.png", "scores_per_generation.png", "strategy_drift.png", "tournaments.png",

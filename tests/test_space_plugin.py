@@ -19,12 +19,12 @@ from torch import nn
 
 from fne.cli import cli, run_command
 from fne.evolution.operators import MUTATIONS, StrategyParams, initial_strategy, mutation_names
-from fne.evolution.search import SearchConfig, run_search
 from fne.export import canonical_genotype, default_builder, load_model, read_model_file
 from fne.genotopheno.genotype import check_characters
 from fne.genotopheno.network import count_parameters, seeded
 from fne.genotopheno.ops import OpRegistry
 from fne.genotopheno.spaces import SPACES, CellGraph, SearchSpace, get_space, register_space
+from fne.run.search import SearchConfig, run_search
 
 CHAIN_OPS = OpRegistry("chain")
 CHAIN_OPS.register("conv_3x3", "c")(lambda C, stride, affine: nn.Sequential(

@@ -1,6 +1,6 @@
 """Section 3: architectures per second scoring one at a time in process vs several dask workers on one GPU.
 
-The concurrent back end is fne's own (fne.evolution.distributed): a LocalCluster of W single-threaded
+The concurrent back end is fne's own (fne.run.distributed): a LocalCluster of W single-threaded
 worker processes, each pinned to cuda:<index mod device count>, so on one GPU all W share it and their
 kernels overlap. Scores depend only on (seed, genotype), so every back end must give the same rows; the
 largest relative difference to the in-process rows is reported (cuDNN may pick other algorithms per
@@ -49,7 +49,7 @@ def in_process(check: Check, space, genotypes: list[str], images, config) -> tup
 
 def on_dask(workers: int, space, genotypes: list[str], images, config) -> tuple[float, float, pd.DataFrame]:
     """(start-up seconds, scoring seconds, rows) on a fresh local cluster of `workers` processes."""
-    from fne.evolution.distributed import DaskEvaluator, connect, start_local_cluster
+    from fne.run.distributed import DaskEvaluator, connect, start_local_cluster
 
     started = time.perf_counter()
     cluster = start_local_cluster(workers)
@@ -96,7 +96,7 @@ def run(check: Check) -> Section:
     section.markdown = "\n\n".join([
         f"{len(genotypes)} seeded NB201 architectures (C={sizes.nb201_C}, N={sizes.nb201_layers}, batch "
         f"{sizes.batch_size}, the default scores) scored in this process one at a time, then on a fresh dask "
-        "LocalCluster of W single-threaded worker processes sharing the one device (fne.evolution.distributed, "
+        "LocalCluster of W single-threaded worker processes sharing the one device (fne.run.distributed, "
         "the path of `fne search --workers W`); start-up and a warm-up round are excluded from `scoring s`.",
         markdown_table(table),
         f"Fastest here: {best['back end']} with {int(best['workers'])} worker(s), {best['vs in process']:.2f}x the "

@@ -13,8 +13,8 @@ from click.core import ParameterSource
 from fne.atomic import output_folder
 from fne.cli_options import config_options, config_values, flag_of, param_of, threads_option
 from fne.errors import ConfigError
-from fne.evolution.search_config import SearchConfig
 from fne.logs import VERBOSITY_KEY, configure_console
+from fne.run.config import SearchConfig
 
 # Input files and folders: stored absolute in config.json (a relative path would mean another file on --resume).
 INPUT_PATHS = ("data_dir", "ground_truth")
@@ -49,8 +49,8 @@ def search(ctx: click.Context, out: Path | None, resume: Path | None, workers: i
     """
     from fne.data.ground_truth import file_sha256
     from fne.device import resolve_device
-    from fne.evolution.rundir import read_config
-    from fne.evolution.search import config_from_dict, run_search
+    from fne.run.rundir import read_config
+    from fne.run.search import config_from_dict, run_search
 
     configure_console(max(verbose, ctx.meta.get(VERBOSITY_KEY, 0)))
     values = config_values(SearchConfig, options)
@@ -108,7 +108,7 @@ def _check_resume_options(ctx: click.Context, config, values: dict) -> None:
 
 def _evaluator(config, workers: int, scheduler: str | None, progress: bool):
     """The run's evaluator (in process, or dask workers / a scheduler): the same route as the Python API."""
-    from fne.evolution.search import default_evaluator
+    from fne.run.search import default_evaluator
 
     return default_evaluator(config, workers, scheduler, progress=progress and bool(workers or scheduler))
 

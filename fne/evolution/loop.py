@@ -1,12 +1,12 @@
 """The (mu + lambda) evolution as an ask/tell loop (pymoo `core/algorithm.py` shape): the caller scores.
 
-    evolution = Evolution(space, config, survivals)
+    evolution = Evolution(space, LoopConfig(...), pareto, tournament, ranking)
     while not evolution.done:
         children = evolution.ask()                 # Candidates of the next generation
         outcome = evolution.tell(score(children))  # scored Individuals -> selection, next population
 
 Generation 0 samples `population` distinct genotypes; every founder survives (survival only orders them).
-Every later generation g draws its randomness from `generation_rng(seed, g)` only (ask breeds with it,
+Every later generation g draws its randomness from `seeds.generation_rng(seed, g)` only (ask breeds with it,
 tell's survival goes on with the same generator), so a loop restored after generation g - 1 continues
 exactly as the uninterrupted one. Children are never genotypes evaluated before: binary tournament on
 front and crowding picks two parents; `operators.breed` recombines and self-adapts their strategy, then
@@ -26,14 +26,39 @@ import pandas as pd
 from fne.errors import ConfigError
 from fne.evolution.individual import Candidate, Individual, objective_matrix_of, table_of
 from fne.evolution.operators import breed, initial_strategy, self_adapt
-from fne.evolution.search_config import SearchConfig, generation_rng
+from fne.evolution.seeds import generation_rng
 from fne.evolution.selection import binary_tournament, survive
-from fne.evolution.survival import ParetoSurvival, Selection, Survival
+from fne.evolution.survival import Selection, Survival
 from fne.genotopheno.spaces import SearchSpace
 
 log = logging.getLogger(__name__)
 
 Ranking = Callable[[np.ndarray], np.ndarray]  # (n, m) minimised scores -> (n,) aggregate, lower is better
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """The algorithm's parameters: sizes, seed, objectives and the operators' settings (a search's config
+    gives them: `SearchConfig.loop_config()`)."""
+
+    space: str  # the space's name, for messages
+    seed: int
+    population: int  # mu
+    offspring: int  # lambda
+    generations: int
+    objectives: tuple[str, ...]  # what Pareto survival minimises (a+b groups aggregated within each pool)
+    heuristics: tuple[str, ...]  # the scores whose aggregate is rank_combined
+    tournament_every: int = 0
+    crossover_probability: float = 0.5
+    initial_mutation_probability: float = 0.3
+    initial_width_step: float = 8.0
+    strategy_learning_rate: float = 1.0
+    max_params: int | None = None  # the size budget, for messages (the `fits` check enforces it)
+    max_flops: int | None = None
+
+    def is_tournament_generation(self, generation: int) -> bool:
+        """True for generations that select by tournaments (every tournament_every-th, never 0)."""
+        return bool(self.tournament_every) and generation > 0 and generation % self.tournament_every == 0
 
 
 @dataclass(frozen=True)
@@ -86,7 +111,7 @@ class GenerationOutcome:
 class Evolution:
     """The loop's state (generation, population, ids, genotypes seen) and its ask/tell steps."""
 
-    def __init__(self, space: SearchSpace, config: SearchConfig, pareto: Survival, tournament: Survival | None,
+    def __init__(self, space: SearchSpace, config: LoopConfig, pareto: Survival, tournament: Survival | None,
                  ranking: Ranking, fits: Callable[[str], bool] | None = None):
         self.space = space
         self.fits = fits  # a size budget: genotypes it refuses are never asked for
@@ -195,7 +220,3 @@ class Evolution:
                 len(children), attempts)
         return children
 
-
-def default_pareto(config: SearchConfig) -> ParetoSurvival:
-    """Pareto survival on the config's objectives."""
-    return ParetoSurvival(config.objectives, config.ranking())

@@ -2,11 +2,11 @@
 
 - `ParetoSurvival`: pymoo's rank-and-crowding survival over parents + children on the objectives
   (selection.survive: non-dominated fronts, the overflowing front cut by crowding distance).
-- `TournamentSurvival`: the children are shuffled into groups, each group's DARTS supernet is trained
-  briefly and its max-alpha child wins (tournament.py). The winners enter the next population first (if
-  there are more winners than places, the Pareto-best of them); the remaining places go to the parents by
-  Pareto rank and crowding. The children that lost their tournament are discarded: the tournament
-  replaced their heuristic selection.
+- `TournamentSurvival`: the children are shuffled into groups, each group plays a tournament (the caller's
+  `play`: the search passes fne.training.tournament's brief DARTS supernet training) and its max-alpha
+  child wins. The winners enter the next population first (if there are more winners than places, the
+  Pareto-best of them); the remaining places go to the parents by Pareto rank and crowding. The children
+  that lost their tournament are discarded: the tournament replaced their heuristic selection.
 
 Both return a `Selection`: positions into the pool `[*parents, *children]`, best first (pymoo
 `core/survival.py` shape, on typed individuals instead of a Population array).
@@ -22,16 +22,27 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-import torch
 
 from fne.evolution.individual import Individual, objective_matrix_of
 from fne.evolution.selection import survive
-from fne.evolution.tournament import TournamentConfig, run_tournament, split_into_tournaments
-from fne.genotopheno.spaces import SearchSpace
 
 log = logging.getLogger(__name__)
 
-Tensors = tuple[torch.Tensor, torch.Tensor]
+
+
+class Tournament(Protocol):
+    """What a played tournament reports (fne.training.tournament.TournamentResult has these fields)."""
+
+    alphas: Sequence[float]
+    weights: Sequence[float]  # softmax(alpha), 0 for a disqualified candidate
+    winner: int  # index of the max-alpha candidate
+    train_loss: float
+    val_loss: float
+    seconds: float
+
+
+# (genotypes, generation, tournament number) -> the played tournament
+Play = Callable[[Sequence[str], int, int], Tournament]
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,15 @@ class TournamentListener(Protocol):
         ...
 
 
+def split_into_tournaments(n: int, size: int, rng: np.random.Generator) -> list[list[int]]:
+    """Shuffle n offspring indices into groups of `size`; a remainder of one joins the last group."""
+    order = [int(i) for i in rng.permutation(n)]
+    groups = [order[start:start + size] for start in range(0, n, size)]
+    if len(groups) > 1 and len(groups[-1]) < 2:
+        groups[-2].extend(groups.pop())
+    return groups
+
+
 class ParetoSurvival:
     """Rank-and-crowding survival on the minimised objectives."""
 
@@ -83,16 +103,11 @@ class TournamentSurvival:
 
     kind = "tournament"
 
-    def __init__(self, space: SearchSpace, config: TournamentConfig, data: Callable[[], tuple[Tensors, Tensors]],
-                 seed_of: Callable[[int, int], int], device: torch.device | str, objectives: Sequence[str],
-                 listener: TournamentListener | None = None, *,
-                 ranking: Callable[[np.ndarray], np.ndarray] | None = None, ranked: Sequence[str] = (),
+    def __init__(self, size: int, play: Play, objectives: Sequence[str], listener: TournamentListener | None = None,
+                 *, ranking: Callable[[np.ndarray], np.ndarray] | None = None, ranked: Sequence[str] = (),
                  prior_weight: float = 0.0):
-        self.space = space
-        self.config = config
-        self.data = data  # called on first use: (train, held_out) tensors
-        self.seed_of = seed_of  # (generation, tournament number) -> torch seed
-        self.device = device
+        self.size = size  # k children per tournament
+        self.play = play  # trains one group's supernet; the search passes fne.training.tournament's
         self.pareto = ParetoSurvival(objectives, ranking)
         self.listener = listener
         # The winner maximises log softmax(alpha)_i - prior_weight * r_i, r_i in [0, 1] the child's rank in its
@@ -103,7 +118,7 @@ class TournamentSurvival:
                rng: np.random.Generator, generation: int) -> Selection:
         """Tournament winners first (Pareto-best of them if too many), then parents by rank and crowding."""
         start = time.perf_counter()
-        groups = split_into_tournaments(len(children), self.config.size, rng)
+        groups = split_into_tournaments(len(children), self.size, rng)
         winners, records = [], []
         for number, group in enumerate(groups):
             if len(group) < 2:  # a lone child (too few new genotypes were found) has no one to play
@@ -122,10 +137,8 @@ class TournamentSurvival:
         return Selection(selected, self.kind, tuple(records), time.perf_counter() - start)
 
     def _play(self, players: Sequence[Individual], generation: int, number: int) -> tuple[int, dict[str, Any]]:
-        train, held_out = self.data()
         genotypes = [p.genotype for p in players]
-        result = run_tournament(self.space, genotypes, train, held_out, self.config,
-                                self.seed_of(generation, number), self.device)
+        result = self.play(genotypes, generation, number)
         winner = self._winner(players, result.weights, result.winner)
         ids = [p.id for p in players]
         record = {"generation": generation, "tournament": number, "candidates": ";".join(map(str, ids)),

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from fne.errors import CheckpointError
-from fne.evolution.rundir import best_of_run, read_config, read_table, run_objectives, run_space, without_errors
+from fne.run.rundir import best_of_run, read_config, read_table, run_objectives, run_space, without_errors
 
 OPTIONAL_TABLES = ("pareto_front", "population", "populations", "final_population", "timings", "tournaments",
                    "finalists")

@@ -51,7 +51,7 @@ class DartsSpace(SearchSpace):
     tournament_layout: ClassVar[str | None] = "darts"
     # A DARTS cell (8 separable/dilated conv edges plus input preprocessing) costs about four times an NB201
     # cell per training step, so DARTS tournaments train narrower, on smaller batches, for fewer steps; this
-    # still picks a sensible cell over a pooling/`none` one on real CIFAR-10 (tests/evolution/test_tournament.py).
+    # still picks a sensible cell over a pooling/`none` one on real CIFAR-10 (tests/training/test_tournament.py).
     tournament_defaults: ClassVar[Mapping[str, int]] = MappingProxyType(
         {"tournament_steps": 20, "tournament_C": 4, "tournament_batch_size": 16})
     # The genotype carries the widths, so size-rewarding scores would only widen every stage (up to 1.38 M

@@ -179,7 +179,7 @@ class NB201Space(SearchSpace):
     # random groups a 30-step supernet picked the best of 4 only 30% of the time (random: 25%) at 26 CPU-s
     # each, while the heuristic prior alone costs nothing (experiments/results/tournament_prior.md).
     # Finalists: the 64 best by rank_combined train at width 8 and the fastest-training one is the pick
-    # (fne/evolution/finalists.py). The scores saturate at NB201's top, where they prefer conv-dense cells
+    # (fne/training/finalists.py). The scores saturate at NB201's top, where they prefer conv-dense cells
     # to the residual ones; NB201's best cells sat at ranks 8-32 of a search's ~400 distinct evaluations,
     # so 64 leave a margin. Residual cells lead the training loss from about step 10, so the first rung can
     # be short: 64 x 12 + 32 x 13 + 16 x 25 + 8 x 50 = 1,984 steps of a 0.3M-parameter network.

@@ -7,11 +7,11 @@ import pytest
 
 from fne.errors import ConfigError
 from fne.evolution.budget import BudgetCheck, SizeBudget
-from fne.evolution.evaluation import FunctionEvaluator
-from fne.evolution.search import SearchConfig, run_search
 from fne.genotopheno.network import count_parameters
 from fne.genotopheno.spaces import get_space
-from tests.evolution.test_search import ORIGINAL
+from fne.run.evaluation import FunctionEvaluator
+from fne.run.search import SearchConfig, run_search
+from tests.run.test_search import ORIGINAL
 
 
 def widest_first(genotype: str) -> dict[str, float]:

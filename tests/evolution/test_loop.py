@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 
 from fne.errors import CheckpointError, ConfigError
-from fne.evolution.evaluation import FunctionEvaluator
 from fne.evolution.individual import scored
-from fne.evolution.search import SearchConfig, build_evolution, run_search
 from fne.genotopheno.spaces import get_space
-from tests.evolution.test_search import ORIGINAL, TOY_CONFIG, toy_score
+from fne.run.evaluation import FunctionEvaluator
+from fne.run.search import SearchConfig, build_evolution, run_search
+from tests.run.test_search import ORIGINAL, TOY_CONFIG, toy_score
 
 CONFIG = SearchConfig(**ORIGINAL, space="nb201", population=5, offspring=4, generations=3, tournament_every=0, seed=4)
 
@@ -67,7 +67,7 @@ def test_a_checkpoint_naming_an_individual_not_in_the_history_is_refused(tmp_pat
     checkpoint = json.loads(path.read_text())
     checkpoint["population_ids"][1] = 999
     path.write_text(json.dumps(checkpoint))
-    with pytest.raises(CheckpointError, match="not in history.csv"):
+    with pytest.raises(CheckpointError, match=r"names population ids \[.*999.*\] but populations.csv holds"):
         run_search(TOY_CONFIG, resume=run_dir, evaluator=evaluator, progress=False)
 
 
@@ -96,8 +96,7 @@ def test_tournament_prior_trades_alpha_against_the_heuristic_rank():
     weights = [0.6, 0.3, 0.1]  # the supernet prefers player 0; the heuristic prefers player 1 (r = 0, 1, 0.5)
 
     def survival(w: float) -> TournamentSurvival:
-        return TournamentSurvival(None, None, None, None, "cpu", ("s",), ranking=linear_rank_sum, ranked=("s",),
-                                  prior_weight=w)
+        return TournamentSurvival(3, None, ("s",), ranking=linear_rank_sum, ranked=("s",), prior_weight=w)
 
     assert survival(0.0)._winner(players, weights, 0) == 0  # the plain tournament
     # log 0.6 - w * 1 vs log 0.3 - 0: the prior wins once w > log 2

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fne.evolution.evaluation import FunctionEvaluator
 from fne.evolution.operators import (
     MUTATIONS,
     STRATEGY_BOUNDS,
@@ -29,8 +28,9 @@ from fne.evolution.operators import (
     self_adapt,
     swap_blocks,
 )
-from fne.evolution.search import SearchConfig, run_search
 from fne.genotopheno.spaces import get_space
+from fne.run.evaluation import FunctionEvaluator
+from fne.run.search import SearchConfig, run_search
 
 SPACES = {name: get_space(name) for name in ("darts", "nb201")}
 seeds = st.integers(min_value=0, max_value=2**32 - 1)

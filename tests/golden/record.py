@@ -37,7 +37,7 @@ PLOT_SCORES = dict(sample=6, seed=2, batch_size=8, heuristics=HEURISTICS, C=8, l
 
 def run_search_case(name: str, out: Path) -> Path:
     """Run one golden search into `out` (a new folder) and return it."""
-    from fne.evolution.search import SearchConfig, run_search
+    from fne.run.search import SearchConfig, run_search
 
     ground_truth = str(GROUND_TRUTH) if name == "nb201" else None
     config = SearchConfig(**SEARCHES[name], ground_truth=ground_truth)

@@ -9,9 +9,9 @@ import torch
 from scipy import stats
 
 from fne.data.cifar10 import heuristic_batch
+from fne.genotopheno.spaces import get_space
 from fne.scoring.fitness import FitnessConfig, score_genotypes
 from fne.study.score_study import sample_rows
-from fne.genotopheno.spaces import get_space
 
 
 def main() -> None:

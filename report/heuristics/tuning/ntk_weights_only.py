@@ -10,9 +10,9 @@ import torch
 from scipy import stats
 
 from fne.data.cifar10 import heuristic_batch
+from fne.genotopheno.spaces import get_space
 from fne.scoring.fitness import FitnessConfig, candidate_seed, score_network
 from fne.study.score_study import rank_combined, sample_rows
-from fne.genotopheno.spaces import get_space
 
 
 def main() -> None:

@@ -9,16 +9,16 @@ import pytest
 import torch
 
 from fne.data.cifar10 import load_cifar10, subset, to_tensor, train_val_split
-from fne.evolution.search import SearchConfig
-from fne.evolution.tournament import (
+from fne.evolution.survival import split_into_tournaments
+from fne.genotopheno.genotype import format_genotype, published
+from fne.genotopheno.spaces import get_space
+from fne.run.search import SearchConfig
+from fne.training.tournament import (
     TournamentConfig,
     build_supernet,
     candidate_networks,
     run_tournament,
-    split_into_tournaments,
 )
-from fne.genotopheno.genotype import format_genotype, published
-from fne.genotopheno.spaces import get_space
 
 DARTS_V2 = format_genotype(published("DARTS_V2"))
 DARTS_NONE = "n0n1-n0n1-n0n1-n0n1|n0n1-n0n1-n0n1-n0n1|16.32.64|1.1.1"

@@ -148,7 +148,21 @@ def read_checkpoint(run_dir: Path, config: dict[str, Any]) -> dict[str, Any] | N
         raise CheckpointError(f"{path} is corrupt: its population is empty")
     if not isinstance(checkpoint["table_bytes"], dict):
         raise CheckpointError(f"{path} is corrupt: table_bytes is not a mapping")
+    _check_population_ids(Path(run_dir), checkpoint)
     return checkpoint
+
+
+def _check_population_ids(run_dir: Path, checkpoint: dict[str, Any]) -> None:
+    """CheckpointError unless the checkpoint's population ids are populations.csv's for its generation, in order."""
+    table = read_table(run_dir / "populations.csv")
+    generation = checkpoint["generation"]
+    recorded = []
+    if {"id", "population_generation"} <= set(table.columns):
+        recorded = [int(i) for i in table.loc[table["population_generation"] == generation, "id"]]
+    if list(checkpoint["population_ids"]) != recorded:
+        raise CheckpointError(f"{run_dir / 'checkpoint.json'} names population ids {checkpoint['population_ids']} "
+                              f"but populations.csv holds {recorded} for generation {generation}: the checkpoint is "
+                              "corrupt or was edited")
 
 
 def read_table(path: Path, upto_generation: int | None = None, column: str = "generation") -> pd.DataFrame:

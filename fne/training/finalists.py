@@ -33,7 +33,7 @@ from torch import nn
 from fne.errors import ConfigError
 from fne.genotopheno.search_space import SearchSpace
 from fne.scoring.aggregation import az_nas_log_rank
-from fne.training import augment_batch
+from fne.training.recipe import augment_batch
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def shortlist(genotypes: Sequence[str], scores: Sequence[float], top: int) -> li
 
 
 def decide(tse: Sequence[float], prior: Sequence[float] | None = None) -> int:
-    """Index of the winner among the last survivors: smallest TSE, or with a prior (rank_combined) their log-rank sum."""
+    """Index of the winner among the last survivors: smallest TSE, or with a prior (rank_combined) log-rank sum."""
     values = np.asarray(tse, dtype=float)
     keyed = values if prior is None else az_nas_log_rank(np.column_stack([values, np.asarray(prior, dtype=float)]))
     keyed = np.where(np.isnan(keyed), np.inf, keyed)

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 
 from fne.data.cifar10 import load_cifar10
 from fne.errors import ConfigError
-from fne.evolution.finalists import FinalistConfig, batch_stream, decide, shortlist, successive_halving
-from fne.evolution.search_config import SearchConfig, config_from_dict, run_config_dict
 from fne.genotopheno.spaces import get_space
+from fne.run.config import SearchConfig, config_from_dict, run_config_dict
 from fne.training import augment_batch
+from fne.training.finalists import FinalistConfig, batch_stream, decide, shortlist, successive_halving
 
 TINY = FinalistConfig(top=4, rungs=(2, 4, 6), C=2, batch_size=8, lr=0.05, warmup_steps=2, seed=3)
 

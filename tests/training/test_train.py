@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-import fne.training as training
+import fne.training.train as training
 from fne.data.cifar10 import load_cifar10, normalize
 from fne.errors import CheckpointError, ConfigError
 from fne.export import default_builder, load_model, read_model_file, save_model

@@ -41,8 +41,8 @@ from tqdm import tqdm
 from fne.data.cifar10 import heuristic_batch, heuristic_labelled_batch
 from fne.device import resolve_device
 from fne.errors import ConfigError, FneError
-from fne.evolution.evaluation import InProcessEvaluator
 from fne.genotopheno.spaces import get_space
+from fne.run.evaluation import InProcessEvaluator
 from fne.scoring.fitness import HEURISTICS, score_genotypes
 
 try:  # dask is the optional `fne[dask]` extra: the in-process default must import without it

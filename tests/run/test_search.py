@@ -15,8 +15,8 @@ from fne.cli import run_command
 from fne.commands.search import search
 from fne.data.ground_truth import file_sha256
 from fne.errors import CheckpointError
-from fne.evolution.evaluation import FunctionEvaluator
-from fne.evolution.search import SearchConfig, run_search
+from fne.run.evaluation import FunctionEvaluator
+from fne.run.search import SearchConfig, run_search
 from fne.scoring.fitness import DEFAULT_HEURISTICS, ORIGINAL_HEURISTICS
 
 GROUND_TRUTH = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nb201" / "nb201_cifar10.csv"

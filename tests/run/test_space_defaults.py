@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fne.evolution.search_config import (
+from fne.run.config import (
     DEFAULT_OBJECTIVES,
     SearchConfig,
     config_from_dict,

@@ -265,11 +265,3 @@ def run_tournament(space: SearchSpace, candidates: list[str], train: tuple[torch
         seconds=time.perf_counter() - start,
     )
 
-
-def split_into_tournaments(n: int, size: int, rng: np.random.Generator) -> list[list[int]]:
-    """Shuffle n offspring indices into groups of `size`; a remainder of one joins the last group."""
-    order = [int(i) for i in rng.permutation(n)]
-    groups = [order[start:start + size] for start in range(0, n, size)]
-    if len(groups) > 1 and len(groups[-1]) < 2:
-        groups[-2].extend(groups.pop())
-    return groups

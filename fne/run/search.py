@@ -13,7 +13,6 @@ the smallest aggregate; it is written to best.json and flagged in final_populati
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import math
@@ -25,35 +24,36 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from fne.data.cifar10 import load_cifar10, subset, to_tensor, train_val_split
+from fne.data.ground_truth import accuracy_by_genotype, read_ground_truth
 from fne.device import resolve_device
 from fne.errors import ConfigError
-from fne.evolution import rundir
 from fne.evolution.budget import BudgetCheck, SizeBudget
-from fne.evolution.distributed import DataSpec, make_evaluator
-from fne.evolution.evaluation import Evaluator
-from fne.evolution.finalists import shortlist, successive_halving
-from fne.evolution.individual import Candidate, Individual, from_row, objective_matrix_of, scored, table_of
-from fne.evolution.loop import Evolution, decorate
-from fne.evolution.population import load_ground_truth
-from fne.evolution.progress import ProgressBars
-from fne.evolution.recorder import RunRecorder
-from fne.evolution.search_config import (
-    SearchConfig,
-    check_data_dir,
-    config_from_dict,
-    derived_seed,
-    run_config_dict,
-)
+from fne.evolution.individual import Candidate, Individual, from_row, scored, table_of
+from fne.evolution.loop import Evolution
+from fne.evolution.seeds import derived_seed
 from fne.evolution.survival import ParetoSurvival, TournamentSurvival
 from fne.genotopheno.spaces import SearchSpace, get_space
 from fne.logs import run_log
+from fne.run import rundir
+from fne.run.config import (
+    SearchConfig,
+    check_data_dir,
+    config_from_dict,
+    run_config_dict,
+)
+from fne.run.distributed import DataSpec, make_evaluator
+from fne.run.evaluation import Evaluator
+from fne.run.final_pick import final_pick, picked_by_finalists
+from fne.run.progress import ProgressBars
+from fne.run.recorder import RunRecorder
+from fne.training.tournament import TournamentResult, run_tournament
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SearchConfig", "SearchResult", "config_from_dict", "default_evaluator", "run_search"]
+__all__ = ["SearchConfig", "SearchResult", "config_from_dict", "default_evaluator", "final_pick", "picked_by_finalists",
+           "run_search"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,11 @@ def default_evaluator(config: SearchConfig, workers: int = 0, scheduler: str | N
                           scheduler=scheduler, progress=progress)
 
 
+def load_ground_truth(space: SearchSpace, path: str | Path) -> dict[str, float]:
+    """Canonical genotype -> true accuracy from a CSV with arch_str and cifar10_test (fne.data.ground_truth)."""
+    return accuracy_by_genotype(read_ground_truth(path, space))
+
+
 def tournament_tensors(config: SearchConfig) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
     """(train, held_out) image/label tensors of the tournaments: a seeded half/half split of the images."""
     arrays = load_cifar10(config.data_dir, "train")
@@ -90,14 +95,19 @@ def build_evolution(space: SearchSpace, config: SearchConfig, listener: Any = No
     tournament = None
     if config.tournament_every:
         images = functools.cache(lambda: tournament_tensors(config))  # loaded when the first tournament plays
-        tournament = TournamentSurvival(space, config.tournament_config(), images,
-                                        lambda generation, number: derived_seed(config.seed, generation, number),
-                                        resolve_device(config.device), config.objectives, listener,
+        settings, device = config.tournament_config(), resolve_device(config.device)
+
+        def play(genotypes: Sequence[str], generation: int, number: int) -> TournamentResult:
+            train, held_out = images()
+            return run_tournament(space, list(genotypes), train, held_out, settings,
+                                  derived_seed(config.seed, generation, number), device)
+
+        tournament = TournamentSurvival(settings.size, play, config.objectives, listener,
                                         ranking=config.ranking(), ranked=config.heuristics,
                                         prior_weight=config.tournament_prior)
     budget = SizeBudget(config.max_params, config.max_flops)
     fits = BudgetCheck(space, budget).fits if budget.active else None
-    return Evolution(space, config, ParetoSurvival(config.objectives, config.ranking()), tournament,
+    return Evolution(space, config.loop_config(), ParetoSurvival(config.objectives, config.ranking()), tournament,
                      config.ranking(), fits)
 
 
@@ -114,69 +124,6 @@ def score_candidates(candidates: Sequence[Candidate], evaluator: Evaluator, heur
     rows = pd.concat(frames, ignore_index=True).to_dict("records") if frames else []
     return [scored(c, row, heuristics, truth.get(c.genotype, math.nan) if truth else math.nan)
             for c, row in zip(candidates, rows, strict=True)]
-
-
-def final_pick(config: SearchConfig, population: Sequence[Individual], evaluated: Sequence[Individual],
-               space: SearchSpace | None = None) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame | None]:
-    """final_population.csv (aggregate over itself, `best` flag), best.json's record and the finalists' table.
-
-    The pool (config.final_pick) is ranked by the aggregate; with config.finalists its best distinct
-    genotypes train briefly and finalists.py picks among them by training speed and the aggregate, else the
-    smallest aggregate wins.
-    """
-    names = config.heuristics
-    pool = list(population) if config.final_pick == "population" else list(evaluated)
-    scores = config.ranking()(objective_matrix_of(pool, names))
-    winner, finalists = int(np.argmin(scores)), None
-    chosen = shortlist([ind.genotype for ind in pool], scores, config.finalists)
-    if len(chosen) > 1:  # one distinct candidate (or finalists 0 or 1) leaves nothing to decide
-        winner, finalists = _run_finalists(config, space or get_space(config.space), pool, scores, chosen)
-    own = decorate(population, config.objectives, names, config.ranking())
-    final = table_of(population, names, {**own.columns(), "best": [ind.id == pool[winner].id for ind in population]})
-    if config.final_pick == "population" and finalists is None:  # decorated over the final population
-        best = {key: _plain(value) for key, value in final[final["best"]].iloc[0].items() if key != "best"}
-    else:  # the individual's row with its aggregate over the pool
-        best = {key: _plain(value) for key, value in
-                table_of([pool[winner]], names, {"rank_combined": [scores[winner]]}).iloc[0].items()}
-    best["rank_combined_of"] = list(names)
-    if finalists is not None:
-        row = finalists[finalists["winner"]].iloc[0]
-        best["picked_by"] = picked_by_finalists(len(finalists))
-        best["finalist_tse"] = _plain(row["tse"])
-        best["finalist_steps"] = _plain(row["steps"])
-    return final, best, finalists
-
-
-def picked_by_finalists(count: int) -> str:
-    """best.json's `picked_by` when the finalists' stage decided among `count` candidates."""
-    return (f"finalists: the best {count} by rank_combined trained briefly; successive halving by training speed, "
-            "the last survivors decided by the log-rank sum of training speed and rank_combined")
-
-
-def _run_finalists(config: SearchConfig, space: SearchSpace, pool: Sequence[Individual], scores: np.ndarray,
-                   chosen: list[int]) -> tuple[int, pd.DataFrame]:
-    """(index in pool of the winner, finalists.csv) of the short training of the `chosen` best genotypes."""
-    settings = config.finalist_config()
-    device = resolve_device(config.device)
-    arrays = load_cifar10(config.data_dir, "train")
-    images = torch.from_numpy(np.ascontiguousarray(arrays.images)).to(device)
-    labels = torch.from_numpy(arrays.labels.astype(np.int64)).to(device)
-    log.info("finalists: the best %d by %s train %d steps at most (%d steps in all, width %s)", len(chosen),
-             config.aggregate, settings.rungs[-1], dataclasses.replace(settings, top=len(chosen)).steps(),
-             settings.C or "the space's")
-
-    def on_rung(number: int, alive: int) -> None:
-        log.info("finalists: rung %d done, %d trained %d steps", number + 1, alive, settings.rungs[number])
-
-    table = successive_halving(space, [pool[i].genotype for i in chosen], images, labels, settings, device,
-                               on_rung=on_rung, prior=[float(scores[i]) for i in chosen])
-    table.insert(0, "id", [pool[i].id for i in chosen])
-    table.insert(2, "rank_combined", [float(scores[i]) for i in chosen])
-    return chosen[int(np.flatnonzero(table["winner"].to_numpy())[0])], table
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def run_search(config: SearchConfig, out: str | Path | None = None, *, resume: str | Path | None = None,
@@ -200,8 +147,7 @@ def run_search(config: SearchConfig, out: str | Path | None = None, *, resume: s
         check_data_dir(config.data_dir)
     created = resume is None and not run_dir.exists()
     if resume is None:
-        rundir.prepare_new_run(run_dir)
-        rundir.atomic_write_json(run_dir / "config.json", config_dict)
+        rundir.prepare_new_run(run_dir)  # the recorder writes config.json into it
     owned = evaluator is None
     try:
         evaluator = default_evaluator(config) if evaluator is None else evaluator

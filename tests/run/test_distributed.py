@@ -17,7 +17,8 @@ from distributed import Client, LocalCluster  # noqa: E402
 
 from fne.data.cifar10 import heuristic_batch, heuristic_labelled_batch  # noqa: E402
 from fne.errors import ConfigError, GenotypeError  # noqa: E402
-from fne.evolution.distributed import (  # noqa: E402
+from fne.genotopheno.nb201 import NB201Space  # noqa: E402
+from fne.run.distributed import (  # noqa: E402
     DaskEvaluator,
     DataSpec,
     connect,
@@ -27,8 +28,7 @@ from fne.evolution.distributed import (  # noqa: E402
     start_local_cluster,
     worker_index,
 )
-from fne.evolution.evaluation import Evaluator, InProcessEvaluator  # noqa: E402
-from fne.genotopheno.nb201 import NB201Space  # noqa: E402
+from fne.run.evaluation import Evaluator, InProcessEvaluator  # noqa: E402
 from fne.scoring.fitness import FitnessConfig, score_genotypes  # noqa: E402
 
 VOLATILE = ["seconds"]  # wall time is the one column that may differ between back ends

@@ -12,12 +12,14 @@ import numpy as np
 from fne.config_meta import cli
 from fne.data.cifar10 import find_cifar10_dir
 from fne.errors import CheckpointError, ConfigError, DataError
-from fne.evolution import rundir
-from fne.evolution.finalists import FinalistConfig
-from fne.evolution.tournament import TournamentConfig
+from fne.evolution.loop import LoopConfig
+from fne.evolution.seeds import derived_seed
 from fne.genotopheno.spaces import SPACES
+from fne.run import rundir
 from fne.scoring.aggregation import AGGREGATES
 from fne.scoring.fitness import DEFAULT_HEURISTICS, HEURISTICS, FitnessConfig
+from fne.training.finalists import FinalistConfig
+from fne.training.tournament import TournamentConfig
 from fne.version import __version__
 
 EXTRA_OBJECTIVES = ("params", "flops")
@@ -206,19 +208,15 @@ class SearchConfig:
                                 warmup_steps=self.tournament_steps // 3, batch_size=self.tournament_batch_size,
                                 C=self.tournament_C)
 
-    def is_tournament_generation(self, generation: int) -> bool:
-        """True for generations that select by DARTS tournaments (every tournament_every-th, never 0)."""
-        return bool(self.tournament_every) and generation > 0 and generation % self.tournament_every == 0
-
-
-def generation_rng(seed: int, generation: int) -> np.random.Generator:
-    """The only numpy Generator generation `generation` uses: a pure function of (seed, generation)."""
-    return np.random.default_rng(np.random.SeedSequence([seed, generation]))
-
-
-def derived_seed(seed: int, *path: int) -> int:
-    """A 31-bit torch seed derived from the run seed and a path such as (generation, tournament)."""
-    return int(np.random.SeedSequence([seed, *path]).generate_state(1)[0] & 0x7FFFFFFF)
+    def loop_config(self) -> LoopConfig:
+        """The evolution loop's parameters."""
+        return LoopConfig(space=self.space, seed=self.seed, population=self.population, offspring=self.offspring,
+                          generations=self.generations, objectives=self.objectives, heuristics=self.heuristics,
+                          tournament_every=self.tournament_every, crossover_probability=self.crossover_probability,
+                          initial_mutation_probability=self.initial_mutation_probability,
+                          initial_width_step=self.initial_width_step,
+                          strategy_learning_rate=self.strategy_learning_rate, max_params=self.max_params,
+                          max_flops=self.max_flops)
 
 
 def run_config_dict(config: SearchConfig) -> dict[str, Any]:

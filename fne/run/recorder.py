@@ -23,10 +23,11 @@ from typing import Any
 import pandas as pd
 
 from fne.errors import CheckpointError
-from fne.evolution import rundir
 from fne.evolution.individual import Individual, apply_schema, from_row
 from fne.evolution.loop import GenerationOutcome
-from fne.evolution.search_config import SearchConfig, derived_seed, generation_rng
+from fne.evolution.seeds import derived_seed, generation_rng
+from fne.run import rundir
+from fne.run.config import SearchConfig
 
 APPEND_ONLY = ("history.csv", "populations.csv", "timings.csv", "tournaments.csv")
 
@@ -109,6 +110,8 @@ class RunRecorder:
     def __init__(self, run_dir: Path, config: SearchConfig, config_dict: dict[str, Any]):
         self.run_dir = Path(run_dir)
         self.config = config
+        if not (self.run_dir / "config.json").exists():  # a new run: the resolved config first (timm's args.yaml)
+            rundir.atomic_write_json(self.run_dir / "config.json", config_dict)
         self.config_sha256 = rundir.config_digest(config_dict)  # computed once, not re-read per generation
         self.tables = {name: AppendOnlyTable(self.run_dir / name, digest=name == "history.csv")
                        for name in APPEND_ONLY}
