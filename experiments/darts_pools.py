@@ -33,12 +33,12 @@ import pandas as pd
 import torch
 
 from fne.data.cifar10 import load_cifar10
-from fne.training.finalists import FinalistConfig, _Run, batch_stream, decide
 from fne.genotopheno.spaces import get_space
 from fne.reporting import markdown_table
 from fne.scoring.aggregation import az_nas_log_rank
 from fne.scoring.fitness import DEFAULT_HEURISTICS
 from fne.threads import apply_thread_rule
+from fne.training.finalists import FinalistConfig, _Run, batch_stream, decide
 
 log = logging.getLogger("darts_pools")
 

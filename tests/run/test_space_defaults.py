@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from fne.genotopheno.spaces import get_space
 from fne.run.config import (
     DEFAULT_OBJECTIVES,
     SearchConfig,
     config_from_dict,
     run_config_dict,
 )
-from fne.genotopheno.spaces import get_space
 from fne.scoring.fitness import DEFAULT_HEURISTICS, HEURISTICS
 
 
