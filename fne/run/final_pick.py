@@ -23,13 +23,15 @@ from fne.evolution.individual import Individual, objective_matrix_of, table_of
 from fne.evolution.loop import decorate
 from fne.genotopheno.spaces import SearchSpace, get_space
 from fne.run.config import SearchConfig
+from fne.run.progress import FinalistsBar
 from fne.training.finalists import shortlist, successive_halving
 
 log = logging.getLogger(__name__)
 
 
 def final_pick(config: SearchConfig, population: Sequence[Individual], evaluated: Sequence[Individual],
-               space: SearchSpace | None = None) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame | None]:
+               space: SearchSpace | None = None, progress: bool = False
+               ) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame | None]:
     """final_population.csv (aggregate over itself, `best` flag), best.json's record and the finalists' table.
 
     The pool (config.final_pick) is ranked by the aggregate; with config.finalists its best distinct
@@ -42,7 +44,8 @@ def final_pick(config: SearchConfig, population: Sequence[Individual], evaluated
     winner, finalists = int(np.argmin(scores)), None
     chosen = shortlist([ind.genotype for ind in pool], scores, config.finalists)
     if len(chosen) > 1:  # one distinct candidate (or finalists 0 or 1) leaves nothing to decide
-        winner, finalists = _run_finalists(config, space or get_space(config.space), pool, scores, chosen)
+        winner, finalists = _run_finalists(config, space or get_space(config.space), pool, scores, chosen,
+                                           progress)
     own = decorate(population, config.objectives, names, config.ranking())
     final = table_of(population, names, {**own.columns(), "best": [ind.id == pool[winner].id for ind in population]})
     if config.final_pick == "population" and finalists is None:  # decorated over the final population
@@ -66,22 +69,27 @@ def picked_by_finalists(count: int) -> str:
 
 
 def _run_finalists(config: SearchConfig, space: SearchSpace, pool: Sequence[Individual], scores: np.ndarray,
-                   chosen: list[int]) -> tuple[int, pd.DataFrame]:
+                   chosen: list[int], progress: bool = False) -> tuple[int, pd.DataFrame]:
     """(index in pool of the winner, finalists.csv) of the short training of the `chosen` best genotypes."""
     settings = config.finalist_config()
     device = resolve_device(config.device)
     arrays = load_cifar10(config.data_dir, "train")
     images = torch.from_numpy(np.ascontiguousarray(arrays.images)).to(device)
     labels = torch.from_numpy(arrays.labels.astype(np.int64)).to(device)
+    total = dataclasses.replace(settings, top=len(chosen)).steps()
     log.info("finalists: the best %d by %s train %d steps at most (%d steps in all, width %s)", len(chosen),
-             config.aggregate, settings.rungs[-1], dataclasses.replace(settings, top=len(chosen)).steps(),
-             settings.C or "the space's")
+             config.aggregate, settings.rungs[-1], total, settings.C or "the space's")
+    bar = FinalistsBar(total, len(chosen), settings.rungs, enabled=progress)
 
     def on_rung(number: int, alive: int) -> None:
         log.info("finalists: rung %d done, %d trained %d steps", number + 1, alive, settings.rungs[number])
+        bar.rung_done(number, alive)
 
-    table = successive_halving(space, [pool[i].genotype for i in chosen], images, labels, settings, device,
-                               on_rung=on_rung, prior=[float(scores[i]) for i in chosen])
+    try:
+        table = successive_halving(space, [pool[i].genotype for i in chosen], images, labels, settings, device,
+                                   on_rung=on_rung, prior=[float(scores[i]) for i in chosen], on_step=bar.step)
+    finally:
+        bar.close()
     table.insert(0, "id", [pool[i].id for i in chosen])
     table.insert(2, "rank_combined", [float(scores[i]) for i in chosen])
     return chosen[int(np.flatnonzero(table["winner"].to_numpy())[0])], table

@@ -1,5 +1,6 @@
 """Progress of a search as a callback: one bar over generations, one over each generation's scoring and
-tournaments, with the best score of each heuristic so far as the postfix."""
+tournaments, with the best score of each heuristic so far as the postfix, and one over the finalists'
+training steps, with the rung and the finalists still in contention."""
 
 from __future__ import annotations
 
@@ -61,4 +62,28 @@ class ProgressBars:
     def close(self) -> None:
         """Close every bar."""
         self.end_scoring()
+        self.bar.close()
+
+
+class FinalistsBar:
+    """A tqdm bar over the finalists' training steps (silent when disabled); rung and field size as postfix."""
+
+    def __init__(self, total_steps: int, finalists: int, rungs: Sequence[int], enabled: bool = True):
+        self.rungs = tuple(rungs)
+        self.bar = tqdm(total=total_steps, desc=f"finalists ({finalists} training)", unit="step",
+                        disable=not enabled, dynamic_ncols=True)
+        self.bar.set_postfix({"rung": f"1/{len(self.rungs)}", "in contention": finalists}, refresh=False)
+
+    def step(self) -> None:
+        """One finalist trained one step."""
+        self.bar.update(1)
+
+    def rung_done(self, number: int, trained: int) -> None:
+        """Rung `number` (from 0) is over: `trained` finalists reached it; the next holds half of them."""
+        left = max(1, -(-trained // 2)) if number < len(self.rungs) - 1 else 1
+        self.bar.set_postfix({"rung": f"{min(number + 2, len(self.rungs))}/{len(self.rungs)}",
+                              "in contention": left}, refresh=True)
+
+    def close(self) -> None:
+        """Close the bar."""
         self.bar.close()

@@ -185,7 +185,7 @@ def _drive(config: SearchConfig, space: SearchSpace, run_dir: Path, config_dict:
         bars.close()
     best = None
     if evolution.done:
-        final, best, finalists = final_pick(config, evolution.population, evaluated, space)
+        final, best, finalists = final_pick(config, evolution.population, evaluated, space, progress)
         recorder.finish(final, best, finalists)
         accuracy = "" if np.isnan(best.get("true_accuracy", np.nan)) else f", true accuracy {best['true_accuracy']}%"
         log.info("best by %s: %s (id %s, rank_combined %s%s)", config.aggregate, best["genotype"], best["id"],

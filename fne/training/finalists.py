@@ -80,26 +80,33 @@ class _Run:
         self.config = config
         self.losses: list[float] = []
 
-    def advance(self, batches: Callable[[int], tuple[torch.Tensor, torch.Tensor]], until: int) -> None:
+    def advance(self, batches: Callable[[int], tuple[torch.Tensor, torch.Tensor]], until: int,
+                on_step: Callable[[], None] | None = None) -> None:
         """Train up to step `until` on the shared stream; a non-finite loss makes every later loss inf."""
         for step in range(len(self.losses), until):
-            if self.losses and not math.isfinite(self.losses[-1]):
-                self.losses.append(math.inf)
-                continue
-            warm = self.config.warmup_steps
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.config.lr * min(1.0, (step + 1) / warm) if warm else self.config.lr
-            x, y = batches(step)
-            output = self.model(x)
-            logits = output[0] if isinstance(output, tuple) else output  # DARTS nets add an auxiliary head
-            loss = F.cross_entropy(logits, y)
-            if not torch.isfinite(loss):
-                self.losses.append(math.inf)
-                continue
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.losses.append(float(loss.detach()))
+            self._step(batches, step)
+            if on_step is not None:
+                on_step()
+
+    def _step(self, batches: Callable[[int], tuple[torch.Tensor, torch.Tensor]], step: int) -> None:
+        """One training step (step numbers count from 0 on the shared stream)."""
+        if self.losses and not math.isfinite(self.losses[-1]):
+            self.losses.append(math.inf)
+            return
+        warm = self.config.warmup_steps
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr * min(1.0, (step + 1) / warm) if warm else self.config.lr
+        x, y = batches(step)
+        output = self.model(x)
+        logits = output[0] if isinstance(output, tuple) else output  # DARTS nets add an auxiliary head
+        loss = F.cross_entropy(logits, y)
+        if not torch.isfinite(loss):
+            self.losses.append(math.inf)
+            return
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.losses.append(float(loss.detach()))
 
     def tse(self) -> float:
         """Training-speed estimate: the mean training loss over every step so far (lower = trains faster)."""
@@ -152,12 +159,14 @@ def batch_stream(images: torch.Tensor, labels: torch.Tensor, config: FinalistCon
 def successive_halving(space: SearchSpace, genotypes: Sequence[str], images: torch.Tensor, labels: torch.Tensor,
                        config: FinalistConfig, device: torch.device | str = "cpu",
                        on_rung: Callable[[int, int], None] | None = None,
-                       prior: Sequence[float] | None = None) -> pd.DataFrame:
+                       prior: Sequence[float] | None = None, on_step: Callable[[], None] | None = None
+                       ) -> pd.DataFrame:
     """Train the genotypes (best first) rung by rung, halving by TSE; one row each, `winner` flags the pick.
 
     images are uint8 NHWC training images and labels their int64 classes, on `device`. Ties (and inf
     losses) keep the earlier genotype, so the aggregate's order breaks them. `prior` (each genotype's
-    rank_combined) joins the TSE in the final decision among the last rung's survivors (`decide`).
+    rank_combined) joins the TSE in the final decision among the last rung's survivors (`decide`). `on_step`
+    is called after every training step, `on_rung(rung number, finalists that trained it)` after each rung.
     """
     if not genotypes:
         raise ConfigError("successive halving needs at least one genotype")
@@ -172,7 +181,7 @@ def successive_halving(space: SearchSpace, genotypes: Sequence[str], images: tor
         if len(alive) == 1:  # the field is decided: training the winner on alone would change nothing
             break
         for index in alive:
-            runs[index].advance(batches, rung)
+            runs[index].advance(batches, rung, on_step)
             stopped_at[index] = rung
         if on_rung is not None:
             on_rung(number, len(alive))

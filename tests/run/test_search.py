@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -186,3 +187,13 @@ def test_cli_nb201_search_with_real_heuristics_resumes_exactly(capsys, tmp_path)
     pd.testing.assert_frame_equal(finalists, pd.read_csv(tmp_path / "killed" / "finalists.csv"), check_exact=True)
     best = json.loads((tmp_path / "whole" / "best.json").read_text())
     assert best["genotype"] == finalists.loc[finalists["winner"], "genotype"].item()
+
+
+def test_the_finalists_stage_shows_a_progress_bar_over_its_steps(capsys, tmp_path):
+    config = SearchConfig(space="nb201", population=3, offspring=2, generations=1, tournament_every=0,
+                          batch_size=8, seed=4, device="cpu", finalists=3, finalist_steps=8, finalist_C=2)
+    result = run_search(config, tmp_path / "run", progress=True)
+    err = capsys.readouterr().err
+    # 3 x 1 + 2 x 1 steps: rungs at 1, 2, 4 and 8 steps, the field decided after the second
+    assert re.search(r"finalists \(3 training\).*5/5", err), err[-2000:]
+    assert result.best["finalist_steps"] == 2

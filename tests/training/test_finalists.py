@@ -148,3 +148,13 @@ def test_search_config_rungs_defaults_and_old_runs():
     assert saved["finalists"]["top"] == 64 and config_from_dict(saved) == nb201
     del saved["search"]["finalists"]  # a run directory from before the stage existed resumes without it
     assert config_from_dict(saved).finalists == 0
+
+
+def test_every_training_step_is_reported_once_and_the_count_is_known_up_front(data):
+    images, labels = data
+    genotypes = ["C+CC+kCC", "C+CC+CCC", "k+kk+kkk", "n+nn+nnn"]
+    steps, rungs = [], []
+    successive_halving(get_space("nb201"), genotypes, images, labels, TINY,
+                       on_step=lambda: steps.append(1), on_rung=lambda number, alive: rungs.append((number, alive)))
+    assert len(steps) == TINY.steps() == 4 * 2 + 2 * 2 + 0  # the field is decided after the second rung
+    assert rungs == [(0, 4), (1, 2)]
