@@ -29,7 +29,7 @@ from fne.genotopheno.spaces import get_space
 from fne.run.config import AGGREGATES, SearchConfig
 from fne.run.evaluation import Evaluator
 from fne.run.search import SearchResult, build_evolution, default_evaluator, run_search, score_candidates
-from fne.scoring.fitness import FitnessConfig, score_genotypes
+from fne.scoring.fitness import FitnessConfig, score_genotypes, space_heuristics
 
 __all__ = ["SearchConfig", "default_evaluator", "score", "score_candidates", "search", "search_loop"]
 
@@ -60,6 +60,7 @@ def score(genotypes: Sequence[str], space: str = "nb201", *, data_dir: str | Pat
 
     `fitness` are FitnessConfig fields (heuristics, batch_size, seed, device, C, layers, ...).
     """
+    fitness.setdefault("heuristics", space_heuristics(get_space(space)))  # the space's, as its search ranks
     config = FitnessConfig(**fitness)
     images, labels = heuristic_labelled_batch(data_dir, config.batch_size, config.seed)
     table = score_genotypes(get_space(space), list(genotypes), images, config, labels=labels)

@@ -18,8 +18,9 @@ from fne.commands.plot_scores import plot_scores
 from fne.commands.search import search
 from fne.commands.train import train
 from fne.export import ExportConfig, default_builder
+from fne.genotopheno.spaces import get_space
 from fne.run.config import SearchConfig
-from fne.scoring.fitness import FitnessConfig
+from fne.scoring.fitness import FitnessConfig, space_heuristics
 from fne.study.config import ScoreStudyConfig
 from fne.training.recipe import TrainConfig
 
@@ -77,11 +78,30 @@ def test_fne_score_aggregates_as_the_search_and_the_study_do():
 
 def test_fne_score_probes_as_the_search_does():
     search_fitness, api_fitness = SearchConfig().fitness_config(), FitnessConfig()
-    for name in ("batch_size", "seed", "device", "heuristics"):
+    for name in ("batch_size", "seed", "device"):
         assert getattr(api_fitness, name) == getattr(search_fitness, name), name
     study = ScoreStudyConfig()
-    for name in ("batch_size", "seed", "device", "heuristics", "repeats", "batch_norm", "memory_budget_mib"):
+    for name in ("batch_size", "seed", "device", "repeats", "batch_norm", "memory_budget_mib"):
         assert getattr(study, name) == getattr(api_fitness, name), name
+    assert study.heuristics is None and click_defaults(plot_scores)["heuristics"] is None  # the space's
+
+
+@pytest.mark.parametrize("space", ["darts", "nb201"])
+def test_every_entry_point_scores_a_space_with_its_own_defaults(space, monkeypatch):
+    from fne import api
+
+    seen = {}
+
+    def capture(space_object, genotypes, images, config, labels=None):
+        seen["heuristics"] = config.heuristics
+        raise RuntimeError("captured")
+
+    monkeypatch.setattr(api, "score_genotypes", capture)
+    with pytest.raises(RuntimeError, match="captured"):
+        api.score(["x"], space=space)
+    expected = space_heuristics(get_space(space))
+    assert SearchConfig(space=space).heuristics == seen["heuristics"] == expected
+    assert click_defaults(search)["heuristics"] is None  # resolved by SearchConfig for the space
 
 
 def test_export_builder_defaults_equal_default_builder():

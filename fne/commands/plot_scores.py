@@ -29,7 +29,7 @@ def plot_scores(cache_path: Path | None, out: Path, progress: bool, **options) -
     """
     from fne.data.cifar10 import heuristic_labelled_batch
     from fne.genotopheno.spaces import get_space
-    from fne.scoring.fitness import FitnessConfig
+    from fne.scoring.fitness import FitnessConfig, space_heuristics
     from fne.study.score_study import given_columns, load_ground_truth, sample_rows, summarise_errors, validate
 
     study = ScoreStudyConfig(**config_values(ScoreStudyConfig, options))
@@ -47,7 +47,7 @@ def plot_scores(cache_path: Path | None, out: Path, progress: bool, **options) -
     build_C, build_layers = space.table_build_size(C, layers)
     config = FitnessConfig(batch_size=batch_size, repeats=study.repeats, seed=seed, device=study.device,
                            batch_norm=study.batch_norm, memory_budget_mib=study.memory_budget_mib,
-                           heuristics=study.heuristics, C=build_C, layers=build_layers)
+                           heuristics=study.heuristics or space_heuristics(space), C=build_C, layers=build_layers)
     images, labels = heuristic_labelled_batch(study.data_dir, batch_size, seed)  # labels: for zico's loss
     result = validate(space, table, arch_column, accuracy_column, images, config, out, cache_path, progress,
                       labels=labels, aggregate=study.aggregate, given=given, resamples=study.resamples)

@@ -44,7 +44,8 @@ from fne.scoring.heuristics import (
 from fne.scoring.jacobians import NORM_MODES, ActivationBytes
 
 __all__ = ["DEFAULT_HEURISTICS", "HEURISTICS", "ORIGINAL_HEURISTICS", "RECOMMENDED_HEURISTICS", "FitnessConfig",
-           "candidate_seed", "needs_labels", "register_heuristic", "score_genotypes", "score_network"]
+           "candidate_seed", "needs_labels", "register_heuristic", "score_genotypes", "score_network",
+           "space_heuristics"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,11 @@ class FitnessConfig:
     def probe_settings(self) -> ProbeSettings:
         """The subset of the config that the network probe uses."""
         return ProbeSettings(self.batch_norm, self.ntk_method, self.memory_budget_mib)
+
+
+def space_heuristics(space: SearchSpace) -> tuple[str, ...]:
+    """The scores a space ranks by default: its own (`search_defaults["heuristics"]`, e.g. DARTS's) or fne's."""
+    return tuple(space.search_defaults.get("heuristics", DEFAULT_HEURISTICS))
 
 
 def candidate_seed(run_seed: int, genotype: str, repeat: int = 0) -> int:

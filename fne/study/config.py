@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 from fne.config_meta import cli
 from fne.scoring.aggregation import AGGREGATES
-from fne.scoring.fitness import DEFAULT_HEURISTICS
 
 BATCH_NORMS = ("frozen", "eval", "train")  # BatchNorm semantics of the probe (fne/scoring/jacobians.py)
 
@@ -38,10 +37,10 @@ class ScoreStudyConfig:
     seed: int = field(default=0, metadata=cli("Seed of the subset, the image batch and every network init."))
     batch_size: int = field(default=64, metadata=cli("Real CIFAR-10 images per probe."))
     repeats: int = field(default=1, metadata=cli("Inits per architecture (averaged)."))
-    heuristics: tuple[str, ...] = field(default=DEFAULT_HEURISTICS, metadata=cli(
-        "Comma-separated registered heuristics to score and rank-combine (the original method's three: "
-        "ntk,linear_regions,grad_corr; with az_expressivity, az_progressivity, az_trainability and "
-        "log_flops, also their AZ-NAS aggregate az_nas)."))
+    heuristics: tuple[str, ...] | None = field(default=None, metadata=cli(
+        "Comma-separated registered heuristics to score and rank-combine (default: the space's, as its search "
+        "ranks; the original method's three: ntk,linear_regions,grad_corr; with az_expressivity, "
+        "az_progressivity, az_trainability and log_flops, also their AZ-NAS aggregate az_nas).", per_space=True))
     aggregate: str = field(default="az_nas", metadata=cli(
         "How rank_combined aggregates the heuristics' ranks (the search's --aggregate).",
         choices=lambda: tuple(AGGREGATES)))
