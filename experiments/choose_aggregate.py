@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import stats
 
 from fne.evolution.selection import pareto_fronts
+from fne.genotopheno.spaces import SPACES, get_space
 from fne.reporting import markdown_table
 from fne.run.config import DEFAULT_OBJECTIVES
 from fne.scoring.aggregation import AGGREGATES, AZ_NAS_SCORES
@@ -157,6 +158,12 @@ def main() -> None:
                                        ("az_expressivity", "az_trainability", "log_flops"),
                                        AZ_NAS_SCORES, DEFAULT_HEURISTICS, candidates)}
     sets["fne default groups: " + ", ".join(DEFAULT_OBJECTIVES)] = DEFAULT_OBJECTIVES
+    for space in SPACES:  # a space's own objectives, where it has them
+        own = tuple(get_space(space).search_defaults.get("pareto_objectives", ()))
+        if own and own != DEFAULT_OBJECTIVES:
+            sets[f"{space} space's objectives: " + ", ".join(own)] = own
+        if own and "+" not in "".join(own):
+            sets[f"{space} space's scores grouped: " + "+".join(own)] = ("+".join(own[:-1]), own[-1])
     usable = {k: v for k, v in sets.items() if all(m in table.columns for c in v for m in c.split("+"))}
     fronts = front_shares(table, usable, 200, args.seed)
 

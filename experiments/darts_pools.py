@@ -11,7 +11,10 @@ as a percentile of its pool and as the gap to the pool's best:
 - the largest cell by #params, NASLib's nwot pick (from the table), the single best score;
 - each aggregate (AZ-NAS log-rank sum over the pool, as the search ranks a population);
 - the finalists' stage on each aggregate's `--top` best: successive halving by training speed (TSE),
-  exactly `fne.training.finalists.successive_halving`'s rule, replayed from cached per-cell loss curves.
+  exactly `fne.training.finalists.successive_halving`'s rule, replayed from cached per-cell loss curves;
+- with `--tournament`, a DARTS tournament (the search's settings for the space: one supernet over the
+  DARTS defaults' best 4 of the pool, trained on the shipped sample) won by the largest alpha, and by
+  alpha with the search's heuristic prior (w = 2); each group's alphas cached in `<out>/tournaments.jsonl`.
 
 A cell's loss curve depends only on the cell and the finalists' seed (every finalist trains from the same
 initial seed on the same stream of augmented images), so each cell is trained once, only as far as some
@@ -35,10 +38,13 @@ import torch
 from fne.data.cifar10 import load_cifar10
 from fne.genotopheno.spaces import get_space
 from fne.reporting import markdown_table
+from fne.run.config import SearchConfig
+from fne.run.search import tournament_tensors
 from fne.scoring.aggregation import az_nas_log_rank
 from fne.scoring.fitness import DEFAULT_HEURISTICS
 from fne.threads import apply_thread_rule
 from fne.training.finalists import FinalistConfig, _Run, batch_stream, decide
+from fne.training.tournament import run_tournament
 
 log = logging.getLogger("darts_pools")
 
@@ -83,6 +89,43 @@ class Curves:
         return float(np.mean(losses)) if all(math.isfinite(x) for x in losses) else math.inf
 
 
+class Tournaments:
+    """The alphas of one supernet tournament per group of cells, played with the search's settings, cached."""
+
+    def __init__(self, path: Path, curves: Curves, seed: int):
+        self.path, self.curves, self.seed = path, curves, seed
+        self.search = SearchConfig(space="darts", seed=seed, device="cpu")
+        self.settings = self.search.tournament_config()
+        self.images = None
+        self.alphas: dict[str, list[float]] = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                row = json.loads(line)
+                self.alphas[row["group"]] = row["alphas"]
+
+    def play(self, cells: list[str]) -> np.ndarray:
+        """The alphas of the group (in its order), training the supernet unless cached."""
+        key = ";".join(cells)
+        if key not in self.alphas:
+            if self.images is None:
+                self.images = tournament_tensors(self.search)
+            train, held_out = self.images
+            result = run_tournament(self.curves.space, [self.curves.genotype(c) for c in cells], train, held_out,
+                                    self.settings, self.seed)
+            self.alphas[key] = list(result.alphas)
+            with self.path.open("a") as stream:
+                stream.write(json.dumps({"group": key, "alphas": self.alphas[key]}) + "\n")
+        return np.asarray(self.alphas[key], dtype=float)
+
+    def winners(self, order: list[int], cells: list[str], prior_weight: float) -> tuple[int, int]:
+        """(max-alpha winner, winner of log softmax(alpha) - w * rank) among `order` (best first)."""
+        alphas = self.play([cells[i] for i in order])
+        logits = np.where(np.isfinite(alphas), alphas - np.logaddexp.reduce(np.nan_to_num(alphas, nan=-np.inf)),
+                          -np.inf)
+        ranks = np.arange(len(order)) / max(1, len(order) - 1)
+        return order[int(np.argmax(logits))], order[int(np.argmax(logits - prior_weight * ranks))]
+
+
 def finalists_pick(order: list[int], cells: list[str], prior: np.ndarray, curves: Curves) -> tuple[int, int]:
     """(winner, training steps) of successive halving over `order` (best first), as finalists.py decides."""
     rungs, alive, done, steps = curves.config.rungs, list(order), 0, 0
@@ -101,7 +144,8 @@ def finalists_pick(order: list[int], cells: list[str], prior: np.ndarray, curves
     return alive[0], steps
 
 
-def pick_rows(pool: pd.DataFrame, curves: Curves, top: int) -> list[dict]:
+def pick_rows(pool: pd.DataFrame, curves: Curves, top: int, tournaments: Tournaments | None = None
+              ) -> list[dict]:
     """One row per rule: the cell it picks in this pool."""
     picks = {"best": int(np.argmax(pool["val_accuracy"])), "random": 0,
              "#params (largest)": int(np.argmax(pool["params"]))}
@@ -117,6 +161,11 @@ def pick_rows(pool: pd.DataFrame, curves: Curves, top: int) -> list[dict]:
         if top > 1:
             key = f"finalists (top {top}) on {label}"
             picks[key], steps[key] = finalists_pick(order[:top], cells, aggregate, curves)
+        if tournaments is not None and label == "DARTS defaults":
+            size, weight = tournaments.settings.size, tournaments.search.tournament_prior
+            plain, weighed = tournaments.winners(order[:size], cells, weight)
+            picks[f"tournament of the best {size}, max alpha"] = plain
+            picks[f"tournament of the best {size}, with the prior (w = {weight:g})"] = weighed
     accuracy = pool["val_accuracy"].to_numpy(float)
     rows = [{"rule": "median", "accuracy": float(np.median(accuracy)), "percentile": 50.0,
              "gap_to_best": float(accuracy.max() - np.median(accuracy)), "steps": 0}]
@@ -139,6 +188,7 @@ def main() -> None:
     parser.add_argument("--finalist-width", type=int, default=8)
     parser.add_argument("--shape", default="16.32.64|1.1.1", help="widths|cells of the finalists' networks")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tournament", action="store_true", help="also play a tournament of the best 4")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     apply_thread_rule(1)
@@ -147,11 +197,12 @@ def main() -> None:
     config = FinalistConfig(top=args.top, rungs=(s // 8, s // 4, s // 2, s), C=args.finalist_width, seed=args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     curves = Curves(args.out / "curves.jsonl", args.shape, config)
+    tournaments = Tournaments(args.out / "tournaments.jsonl", curves, args.seed) if args.tournament else None
     rng = np.random.default_rng(args.seed)
     rows = []
     for number in range(args.pools):
         pool = table.iloc[rng.choice(len(table), size=args.pool_size, replace=False)].reset_index(drop=True)
-        rows += [{"pool": number, **row} for row in pick_rows(pool, curves, args.top)]
+        rows += [{"pool": number, **row} for row in pick_rows(pool, curves, args.top, tournaments)]
         log.info("pool %d/%d done; %d cells trained so far (%.0f CPU-s this process)", number + 1, args.pools,
                  len(curves.losses), curves.trained_seconds)
     picks = pd.DataFrame(rows)
