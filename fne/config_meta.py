@@ -41,6 +41,6 @@ def data_field() -> Any:
     return field(default=None, metadata=cli(DATA_HELP, path=True, aliases=("--data-dir",)))
 
 
-def image_size_field() -> Any:
+def image_size_field(default: int | None = DEFAULT_IMAGE_SIZE, help: str = IMAGE_SIZE_HELP) -> Any:
     """The `image_size` field every command's config shares: `--image-size N|native` (default 32)."""
-    return field(default=DEFAULT_IMAGE_SIZE, metadata=cli(IMAGE_SIZE_HELP, image_size=True))
+    return field(default=default, metadata=cli(help, image_size=True))

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from fne.config_meta import cli
+from fne.config_meta import cli, data_field, image_size_field
 from fne.data.cifar10 import normalize
 from fne.errors import ConfigError
 
@@ -56,6 +56,9 @@ class TrainConfig:
     device: str = field(default="auto", metadata=cli("auto (CUDA when available), cpu, cuda or cuda:N.",
                                                      device=True))
     amp: bool = field(default=True, metadata=cli("Mixed precision (CUDA only)."))
+    data: str | None = data_field()  # its classes must be the model file's
+    image_size: int | None = image_size_field(None, "Side in pixels the images are resized to (0 or native: the "
+                                                    "data's own; default: the model file's input size).")
 
     def __post_init__(self) -> None:
         checks = [
