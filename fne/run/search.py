@@ -149,6 +149,7 @@ def run_search(config: SearchConfig, out: str | Path | None = None, *, resume: s
     space = get_space(config.space)
     # Inputs (space, ground truth, data folder) are checked before a new folder is made.
     truth = load_ground_truth(space, config.ground_truth) if config.ground_truth else None
+    open_data.cache_clear()  # each run opens its data afresh: a folder changed since is seen as changed
     dataset = open_data(config.data, config.image_size)  # DataError (bad data) before any folder is made
     if resume is not None:
         rundir.check_dataset(run_dir, config_dict, dataset)
