@@ -23,7 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from fne.data.cifar10 import heuristic_labelled_batch
+from fne.data.batches import probe_batch
+from fne.data.source import DEFAULT_IMAGE_SIZE, open_data
 from fne.evolution.loop import Evolution
 from fne.genotopheno.spaces import get_space
 from fne.run.config import AGGREGATES, SearchConfig
@@ -36,7 +37,12 @@ __all__ = ["SearchConfig", "default_evaluator", "score", "score_candidates", "se
 
 def search(config: SearchConfig | None = None, out: str | Path | None = None, *, resume: str | Path | None = None,
            evaluator: Evaluator | None = None, progress: bool = False, **settings: Any) -> SearchResult:
-    """Run (or resume) a search in one call; `settings` are SearchConfig fields, applied over `config`."""
+    """Run (or resume) a search in one call; `settings` are SearchConfig fields, applied over `config`.
+
+    `data=` names the dataset (fne.data.datasets.open_dataset's specs; `data_dir=` is its old name).
+    """
+    if "data_dir" in settings:
+        settings.setdefault("data", settings.pop("data_dir"))
     if resume is None:
         config = replace(config, **settings) if config is not None else SearchConfig(**settings)
         if out is None:
@@ -54,15 +60,18 @@ def search_loop(config: SearchConfig) -> Evolution:
 DEFAULT_AGGREGATE: str = next(f.default for f in fields(SearchConfig) if f.name == "aggregate")
 
 
-def score(genotypes: Sequence[str], space: str = "nb201", *, data_dir: str | Path | None = None,
-          aggregate: str = DEFAULT_AGGREGATE, **fitness: Any) -> pd.DataFrame:
+def score(genotypes: Sequence[str], space: str = "nb201", *, data: str | Path | None = None,
+          image_size: int = DEFAULT_IMAGE_SIZE, aggregate: str = DEFAULT_AGGREGATE, data_dir: str | Path | None = None,
+          **fitness: Any) -> pd.DataFrame:
     """Score genotypes with the training-free heuristics: one row each, plus their `rank_combined` (lower = better).
 
-    `fitness` are FitnessConfig fields (heuristics, batch_size, seed, device, C, layers, ...).
+    `data` is a dataset spec (default: the shipped sample; `data_dir` its old name) read at `image_size` (0: the
+    dataset's own); `fitness` are FitnessConfig fields (heuristics, batch_size, seed, device, C, layers, ...).
     """
     fitness.setdefault("heuristics", space_heuristics(get_space(space)))  # the space's, as its search ranks
-    config = FitnessConfig(**fitness)
-    images, labels = heuristic_labelled_batch(data_dir, config.batch_size, config.seed)
+    dataset = open_data(None if data is None and data_dir is None else str(data or data_dir), image_size)
+    config = FitnessConfig(**{"num_classes": dataset.num_classes, **fitness})
+    images, labels = probe_batch(dataset, config.batch_size, config.seed)
     table = score_genotypes(get_space(space), list(genotypes), images, config, labels=labels)
     table["rank_combined"] = AGGREGATES[aggregate](table[list(config.heuristics)].to_numpy(dtype=float))
     return table

@@ -41,6 +41,29 @@ class DeviceType(click.ParamType):
 DEVICE = DeviceType()
 
 
+class ImageSizeType(click.ParamType):
+    """An image size: a side in pixels (4..4096), or 0 / native for the dataset's own size (given as 0)."""
+
+    name = "image_size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """The side in pixels, 0 for native, or a one-line usage error naming the value."""
+        text = str(value).strip().lower()
+        if text == "native":
+            return 0
+        if not text.isdigit() or not (int(text) == 0 or 4 <= int(text) <= 4096):
+            self.fail(f"{value!r} is not an image size; expected N pixels (4..4096), or 0 / native for the "
+                      "dataset's own size", param, ctx)
+        return int(text)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        """How --help shows the accepted values."""
+        return "[N|native]"
+
+
+IMAGE_SIZE = ImageSizeType()
+
+
 def device_option(function: F) -> F:
     """`--device auto|cpu|cuda|cuda:N` (default auto: CUDA when available), passed as `device`."""
     return click.option("--device", type=DEVICE, default="auto", show_default=True,
@@ -66,6 +89,8 @@ def threads_option(function: F) -> F:
 def _click_type(kind: Any, spec: dict[str, Any]) -> Any:
     if spec.get("device"):
         return DEVICE
+    if spec.get("image_size"):
+        return IMAGE_SIZE
     if spec.get("path"):
         return click.Path(path_type=str)
     choices = spec.get("choices")
@@ -125,7 +150,7 @@ def config_options(config_class: Any, exclude: tuple[str, ...] = ()) -> Callable
             else:
                 kwargs.update(type=_click_type(_field_kind(field.type), spec), default=default,
                               show_default=default is not None)
-            function = click.option(flag_of(field), param_of(field), **kwargs)(function)
+            function = click.option(flag_of(field), *spec.get("aliases", ()), param_of(field), **kwargs)(function)
         return function
 
     return decorate

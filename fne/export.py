@@ -5,7 +5,10 @@ loads with `torch.load(weights_only=True)`::
 
     {"format": "fne-model", "format_version": 1, "fne_version": "0.1.0",
      "genotype": "s0s1-...|16.32.64|1.1.1", "builder": {space, C, layers, num_classes, auxiliary,
-     drop_path_prob, seed}, "state_dict": {...}, "training": {...} or None, "source": {...}}
+     drop_path_prob, seed}, "state_dict": {...}, "training": {...} or None, "source": {...},
+     "data": {classes, num_classes, input_size [H, W], mean, std, format, path, digest} or None}
+
+A file without "data" (written before fne recorded it) is a CIFAR-10 network: 10 classes at 32x32.
 
 `load_model(path)` rebuilds the network from genotype and builder config (same parameter count) and
 loads the stored weights (same outputs). DARTS genotypes become DARTS's evaluation network (C=36,
@@ -27,7 +30,8 @@ import torch
 from torch import nn
 
 from fne.atomic import atomic_write
-from fne.config_meta import cli
+from fne.config_meta import DEFAULT_IMAGE_SIZE, cli, data_field, image_size_field
+from fne.data.source import open_data
 from fne.errors import CheckpointError, ConfigError, FneError, GenotypeError
 from fne.genotopheno.spaces import SPACES, get_space
 from fne.run import rundir
@@ -73,6 +77,20 @@ class ModelFile:
     training: dict[str, Any] | None = None
     source: dict[str, Any] = field(default_factory=dict)
     fne_version: str = ""
+    data: dict[str, Any] | None = None  # model_data(): what the network was made for (None: CIFAR-10 at 32x32)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(H, W) of the images the network takes."""
+        return tuple(self.data["input_size"]) if self.data and self.data.get("input_size") else (32, 32)
+
+
+def model_data(record: dict[str, Any]) -> dict[str, Any]:
+    """A model file's data record from a Dataset.describe() record: classes, input size and statistics."""
+    size = record.get("image_size_used")
+    input_size = [size, size] if size else list(record["image_size"])
+    keys = ("classes", "num_classes", "mean", "std", "format", "path", "digest")
+    return {"input_size": input_size, **{key: record[key] for key in keys if key in record}}
 
 
 def _fne_version() -> str:
@@ -118,7 +136,11 @@ class ExportConfig:
                                                      flag="--channels"))
     as_searched: bool = field(default=False, metadata=cli(
         "Keep a DARTS genotype's own stage widths and cell counts (instead of --channels/--layers)."))
-    num_classes: int = field(default=10, metadata=cli("Classes of the classifier."))
+    num_classes: int | None = field(default=None, metadata=cli(
+        "Classes of the classifier (default: the data's: --data, else the run's, else CIFAR-10's 10)."))
+    data: str | None = data_field()  # the data the network is for: its classes, input size and statistics
+    image_size: int | None = image_size_field(None, "Input size the network is made for (0 or native: the "
+                                                    "data's own; default: the run's, else 32).")
     auxiliary: bool | None = field(default=None, metadata=cli(
         "DARTS auxiliary head on the last reduction cell (default on for DARTS; NB201 has none)."))
     drop_path_prob: float | None = field(default=None, metadata=cli(
@@ -127,7 +149,7 @@ class ExportConfig:
 
     def builder(self, space: str) -> BuilderConfig:
         """The builder config of the exported network in `space`, the space's defaults where a value is None."""
-        return default_builder(space, self.C, self.layers, num_classes=self.num_classes, auxiliary=self.auxiliary,
+        return default_builder(space, self.C, self.layers, num_classes=self.num_classes or 10, auxiliary=self.auxiliary,
                                drop_path_prob=self.drop_path_prob, seed=self.seed, as_searched=self.as_searched)
 
 
@@ -174,6 +196,7 @@ def model_payload(model_file: ModelFile) -> dict[str, Any]:
         "state_dict": state,
         "training": model_file.training,
         "source": dict(model_file.source),
+        "data": model_file.data,
     }
 
 
@@ -183,12 +206,16 @@ def atomic_torch_save(payload: Any, path: str | Path) -> Path:
 
 
 def save_model(path: str | Path, genotype: str, builder: BuilderConfig, model: nn.Module | None = None, *,
-               training: dict[str, Any] | None = None, source: dict[str, Any] | None = None) -> Path:
+               training: dict[str, Any] | None = None, source: dict[str, Any] | None = None,
+               data: dict[str, Any] | None = None) -> Path:
     """Write a model file; without `model` the seeded initial network's weights are stored."""
     _, genotype = canonical_genotype(genotype, builder.space)
+    if data is not None and data.get("num_classes", builder.num_classes) != builder.num_classes:
+        raise ConfigError(f"{builder.num_classes} classes for data with {data['num_classes']}: the classifier's "
+                          "outputs are the data's classes")
     if model is None:
         model = build_model(genotype, builder)
-    model_file = ModelFile(genotype, builder, model.state_dict(), training, source or {})
+    model_file = ModelFile(genotype, builder, model.state_dict(), training, source or {}, data=data)
     return atomic_torch_save(model_payload(model_file), path)
 
 
@@ -237,7 +264,7 @@ def read_model_file(path: str | Path) -> ModelFile:
         log.info("model file %s was written by fne %s (this is %s); format %d is shared", path,
                  payload.get("fne_version"), _fne_version(), FORMAT_VERSION)
     return ModelFile(genotype, builder, state, payload.get("training"), payload.get("source") or {},
-                     str(payload.get("fne_version", "")))
+                     str(payload.get("fne_version", "")), payload.get("data"))
 
 
 def model_from_file(model_file: ModelFile, path: str | Path = "<memory>") -> nn.Module:
@@ -266,6 +293,26 @@ def export_program(model: nn.Module, example: torch.Tensor | None = None, dynami
         example = torch.zeros(2, 3, 32, 32, device=next(model.parameters()).device)
     dynamic_shapes = {"x": {0: torch.export.Dim("batch", min=1, max=4096)}} if dynamic_batch else None
     return torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes)
+
+
+def export_data(config: ExportConfig, run_dir: str | Path | None = None) -> dict[str, Any] | None:
+    """The data an exported network is for: --data's, else the run's record, else the shipped sample's
+    (CIFAR-10); None when only --num-classes says what it is."""
+    if config.data is not None:
+        size = DEFAULT_IMAGE_SIZE if config.image_size is None else config.image_size
+        data = model_data(open_data(config.data, size).describe())
+    elif run_dir is not None and rundir.read_config(Path(run_dir)).get("dataset"):
+        data = model_data(rundir.read_config(Path(run_dir))["dataset"])
+    elif config.num_classes is not None:
+        return None
+    else:
+        data = model_data(open_data(None, DEFAULT_IMAGE_SIZE).describe())
+    if config.image_size and config.data is None:  # the network made for another input size than the data's
+        data["input_size"] = [config.image_size, config.image_size]
+    if config.num_classes is not None and config.num_classes != data["num_classes"]:
+        raise ConfigError(f"--num-classes {config.num_classes} but the data has {data['num_classes']} classes "
+                          f"({data.get('path')}); leave --num-classes out")
+    return data
 
 
 # ---------------------------------------------------------------- picking a cell out of a run directory

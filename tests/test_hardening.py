@@ -166,7 +166,7 @@ def test_input_paths_are_stored_absolute_and_resume_works_from_elsewhere(tiny_ru
     home = tiny_run.parent
     search_config = json.loads((tiny_run / "config.json").read_text())["search"]
     assert search_config["ground_truth"] == str(home / "gt" / "full.csv")
-    assert search_config["data_dir"] == str(home / "data" / "sample.npz")
+    assert search_config["data"] == str(home / "data" / "sample.npz")
     # Another folder with files of the same relative names must not be read by --resume.
     (tmp_path / "gt").mkdir()
     write_csv(tmp_path / "gt" / "full.csv", "arch_str,cifar10_test\n")

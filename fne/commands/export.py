@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -28,7 +29,15 @@ def export(run_dir: Path | None, output: Path, program_path: Path | None, force:
     import torch
 
     from fne.atomic import atomic_write
-    from fne.export import canonical_genotype, export_program, genotype_from_run, load_model, save_model
+    from fne.export import (
+        canonical_genotype,
+        export_data,
+        export_program,
+        genotype_from_run,
+        load_model,
+        read_model_file,
+        save_model,
+    )
     from fne.genotopheno.network import count_parameters
 
     config = ExportConfig(**config_values(ExportConfig, options))
@@ -45,12 +54,15 @@ def export(run_dir: Path | None, output: Path, program_path: Path | None, force:
     else:
         space_name, genotype = canonical_genotype(genotype_text, space)
         source = {"genotype_argument": genotype_text}
-    builder = config.builder(space_name)
-    save_model(output, genotype, builder, source=source)
-    model = load_model(output)
+    data = export_data(config, run_dir)
+    num_classes = config.num_classes or (data["num_classes"] if data else 10)
+    builder = dataclasses.replace(config, num_classes=num_classes).builder(space_name)
+    save_model(output, genotype, builder, source=source, data=data)
+    model, size = load_model(output), read_model_file(output).input_size
     click.echo(f"{output}: {space_name} {genotype}, C={builder.C} layers={builder.layers} "
-               f"auxiliary={builder.auxiliary}, {count_parameters(model):,} parameters")
+               f"auxiliary={builder.auxiliary}, {num_classes} classes at {size[0]}x{size[1]}, "
+               f"{count_parameters(model):,} parameters")
     if program_path is not None:
-        program = export_program(model)
+        program = export_program(model, torch.zeros(2, 3, *size))
         atomic_write(program_path, lambda stream: torch.export.save(program, stream))
         click.echo(f"{program_path}: torch.export program (load with torch.export.load)")

@@ -27,13 +27,15 @@ def plot_scores(cache_path: Path | None, out: Path, progress: bool, **options) -
     Writes OUT/scores.csv, OUT/correlations.csv (Kendall tau, Spearman rho with 95% bootstrap intervals;
     higher = better predictor) and seaborn scatter plots of every score against accuracy.
     """
-    from fne.data.cifar10 import heuristic_labelled_batch
+    from fne.data.batches import probe_batch
+    from fne.data.source import open_data
     from fne.genotopheno.spaces import get_space
     from fne.scoring.fitness import FitnessConfig, space_heuristics
     from fne.study.score_study import given_columns, load_ground_truth, sample_rows, summarise_errors, validate
 
     study = ScoreStudyConfig(**config_values(ScoreStudyConfig, options))
     C, layers, seed, batch_size = study.C, study.layers, study.seed, study.batch_size
+    dataset = open_data(study.data, study.image_size)  # bad data: one DataError line before any output
     output_folder(out, "--out")
     if cache_path is not None:
         output_file(cache_path, "--cache", overwrite=True)  # an existing cache is appended to, not replaced
@@ -47,8 +49,9 @@ def plot_scores(cache_path: Path | None, out: Path, progress: bool, **options) -
     build_C, build_layers = space.table_build_size(C, layers)
     config = FitnessConfig(batch_size=batch_size, repeats=study.repeats, seed=seed, device=study.device,
                            batch_norm=study.batch_norm, memory_budget_mib=study.memory_budget_mib,
-                           heuristics=study.heuristics or space_heuristics(space), C=build_C, layers=build_layers)
-    images, labels = heuristic_labelled_batch(study.data_dir, batch_size, seed)  # labels: for zico's loss
+                           heuristics=study.heuristics or space_heuristics(space), C=build_C, layers=build_layers,
+                           num_classes=dataset.num_classes)
+    images, labels = probe_batch(dataset, batch_size, seed)  # labels: for zico's loss
     result = validate(space, table, arch_column, accuracy_column, images, config, out, cache_path, progress,
                       labels=labels, aggregate=study.aggregate, given=given, resamples=study.resamples)
     click.echo(result.correlations.to_string(index=False, float_format=lambda v: f"{v:+.4f}"))

@@ -17,7 +17,7 @@ from fne.logs import VERBOSITY_KEY, configure_console
 from fne.run.config import SearchConfig
 
 # Input files and folders: stored absolute in config.json (a relative path would mean another file on --resume).
-INPUT_PATHS = ("data_dir", "ground_truth")
+INPUT_PATHS = ("data", "ground_truth")
 log = logging.getLogger(__name__)
 
 
@@ -48,14 +48,14 @@ def search(ctx: click.Context, out: Path | None, resume: Path | None, workers: i
     about 15 minutes on a 2-core CPU.
     """
     from fne.data.ground_truth import file_sha256
+    from fne.data.source import absolute_spec
     from fne.device import resolve_device
     from fne.run.rundir import read_config
     from fne.run.search import config_from_dict, run_search
 
     configure_console(max(verbose, ctx.meta.get(VERBOSITY_KEY, 0)))
     values = config_values(SearchConfig, options)
-    for key in INPUT_PATHS:
-        values[key] = _absolute(values[key])
+    values["data"], values["ground_truth"] = absolute_spec(values["data"]), _absolute(values["ground_truth"])
     if resume is not None:
         if out is not None:
             raise ConfigError("give --out for a new run or --resume for an old one, not both")
@@ -92,6 +92,8 @@ def search(ctx: click.Context, out: Path | None, resume: Path | None, workers: i
 
 def _check_resume_options(ctx: click.Context, config, values: dict) -> None:
     """Options given on the command line with --resume must agree with the run's saved settings."""
+    from fne.data.source import absolute_spec
+
     for field_ in fields(SearchConfig):
         if "cli" not in field_.metadata or ctx.get_parameter_source(param_of(field_)) not in (
                 ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
@@ -99,7 +101,7 @@ def _check_resume_options(ctx: click.Context, config, values: dict) -> None:
         saved = getattr(config, field_.name)
         given = values[field_.name]
         if field_.name in INPUT_PATHS:  # runs made before paths were stored absolute hold them as typed
-            saved = _absolute(saved)
+            saved = absolute_spec(saved) if field_.name == "data" else _absolute(saved)
         if (tuple(given) if isinstance(saved, tuple) else given) != saved:
             option = flag_of(field_)
             raise ConfigError(f"{option} {given} differs from the resumed run's {saved}; --resume continues with "
@@ -124,8 +126,8 @@ def _warn_if_inputs_changed(saved: dict, run_dir: Path) -> None:
 
     search = saved.get("search", {})
     for key in INPUT_PATHS:
-        stored = search.get(key)
-        if stored is not None and not Path(stored).is_absolute():
+        stored = search.get(key, search.get("data_dir") if key == "data" else None)
+        if stored is not None and stored != "sample" and ":" not in stored and not Path(stored).is_absolute():
             log.warning("%s stores --%s %s relative to the folder it was started in; it is read relative to "
                         "this folder, %s", run_dir / "config.json", key.replace("_", "-"), stored, Path.cwd())
     digest, truth = search.get("ground_truth_sha256"), search.get("ground_truth")

@@ -12,8 +12,6 @@ from fne.training.recipe import TrainConfig
 
 @click.command()
 @click.argument("model_file", type=click.Path(path_type=Path))
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="cifar-10-batches-py folder (or its parent); default: the 1,000 images shipped with fne.")
 @config_options(TrainConfig)
 @threads_option
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint of an interrupted run.")
@@ -24,13 +22,13 @@ from fne.training.recipe import TrainConfig
 @click.option("--checkpoint", "checkpoint_path", type=click.Path(path_type=Path), default=None,
               help="Per-epoch checkpoint (default: OUTPUT with suffix .ckpt.pt).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def train(model_file: Path, data_dir: Path | None, resume: bool, output: Path | None, log_path: Path | None,
+def train(model_file: Path, resume: bool, output: Path | None, log_path: Path | None,
           checkpoint_path: Path | None, progress: bool, **options) -> None:
-    """Train MODEL_FILE on CIFAR-10 (SGD, cosine lr, cutout, drop-path, auxiliary loss, grad clip 5)."""
+    """Train MODEL_FILE on --data (SGD, cosine lr, cutout, drop-path, auxiliary loss, grad clip 5)."""
     from fne.training.train import train_model
 
     config = TrainConfig(**config_values(TrainConfig, options))
-    result = train_model(model_file, data_dir, config, output=output, resume=resume, checkpoint_path=checkpoint_path,
+    result = train_model(model_file, None, config, output=output, resume=resume, checkpoint_path=checkpoint_path,
                          log_path=log_path, progress=progress)
     for row in result.log.itertuples(index=False):
         click.echo(f"epoch {row.epoch:3d}  lr {row.lr:.5f}  train loss {row.train_loss:.4f} acc {row.train_acc:6.2f}%  "

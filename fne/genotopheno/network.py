@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -27,7 +28,7 @@ def seeded(seed: int | None):
 
 
 class AuxiliaryHeadCIFAR(nn.Module):
-    """DARTS auxiliary classifier on an 8x8 feature map, used only in training."""
+    """DARTS auxiliary classifier on an 8x8 feature map (other sizes pooled to 8x8 first), used only in training."""
 
     def __init__(self, C: int, num_classes: int):
         super().__init__()
@@ -40,6 +41,8 @@ class AuxiliaryHeadCIFAR(nn.Module):
         self.classifier = nn.Linear(768, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[-2:]) != (8, 8):  # inputs other than 32x32: the head's 5/3 pool and 2x2 conv expect 8x8
+            x = F.adaptive_avg_pool2d(x, 8)
         return self.classifier(self.features(x).flatten(1))
 
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fne.config_meta import cli
-from fne.data.cifar10 import find_cifar10_dir
-from fne.errors import CheckpointError, ConfigError, DataError
+from fne.config_meta import cli, data_field, image_size_field
+from fne.errors import CheckpointError, ConfigError
 from fne.evolution.loop import LoopConfig
 from fne.evolution.seeds import derived_seed
 from fne.genotopheno.spaces import SPACES
@@ -68,16 +66,15 @@ class SearchConfig:
         "Weight w of the heuristic prior in a tournament: the winner maximises log softmax(alpha) - w * r, r in "
         "[0, 1] its rank by rank_combined in its group (0: the plain max-alpha tournament).", min=0.0))
     tournament_images: int = field(default=2000, metadata=cli(
-        "Images drawn from --data-dir for the tournaments, split half/half into training and held-out "
+        "Images drawn from --data for the tournaments, split half/half into training and held-out "
         "(the shipped sample always gives its 1,000).", min=2))
     batch_size: int = field(default=64, metadata=cli("Images per heuristic probe.", min=2))
     seed: int = field(default=0, metadata=cli("Run seed: the same seed gives the same run, also across --resume.",
                                               min=0))
     device: str = field(default="auto", metadata=cli("auto (CUDA when available), cpu, cuda or cuda:N.",
                                                      device=True))
-    data_dir: str | None = field(default=None, metadata=cli(
-        "CIFAR-10 folder (cifar-10-batches-py or its parent) or .npz; default: the 1,000 real training images "
-        "shipped with fne.", path=True))
+    data: str | None = data_field()  # `--data` (alias `--data-dir`); config.json files before it say data_dir
+    image_size: int = image_size_field()
     ground_truth: str | None = field(default=None, metadata=cli(
         "CSV with arch_str,cifar10_test for spaces that support it (NB201, e.g. "
         "../shared/data/nb201/nb201_cifar10.csv); true accuracies are recorded in the history, never used for "
@@ -178,6 +175,8 @@ class SearchConfig:
         if self.finalists < 0 or self.finalist_steps < 8:
             raise ConfigError(f"finalists={self.finalists} must be 0 (off) or positive and finalist_steps="
                               f"{self.finalist_steps} at least 8")
+        if self.image_size != 0 and not 4 <= self.image_size <= 4096:
+            raise ConfigError(f"image_size={self.image_size}: expected 0 (the dataset's own size) or 4..4096 pixels")
         if self.ground_truth is not None and not space.supports_ground_truth:
             known = ", ".join(name for name in SPACES if SPACES[name].supports_ground_truth)
             raise ConfigError(f"--ground-truth is for --space {known} only (got --space {self.space})")
@@ -191,10 +190,10 @@ class SearchConfig:
         """The aggregate of minimised scores (n, m) -> (n,), lower is better, that rank_combined reports."""
         return AGGREGATES[self.aggregate]
 
-    def fitness_config(self) -> FitnessConfig:
-        """How candidates are scored."""
+    def fitness_config(self, num_classes: int = 10) -> FitnessConfig:
+        """How candidates are scored (networks with `num_classes` outputs: the dataset's classes)."""
         return FitnessConfig(batch_size=self.batch_size, seed=self.seed, device=self.device,
-                             heuristics=self.heuristics)
+                             heuristics=self.heuristics, num_classes=num_classes)
 
     def finalist_config(self) -> FinalistConfig:
         """How the finalists train: rungs at 1/8, 1/4, 1/2 and all of finalist_steps, seeded by the run."""
@@ -219,33 +218,31 @@ class SearchConfig:
                           max_flops=self.max_flops)
 
 
-def run_config_dict(config: SearchConfig) -> dict[str, Any]:
-    """config.json content: the resolved SearchConfig plus format, version and derived settings."""
+def run_config_dict(config: SearchConfig, dataset: dict[str, Any] | None = None) -> dict[str, Any]:
+    """config.json content: the resolved SearchConfig, the dataset's record (Dataset.describe), format, version
+    and derived settings."""
+    num_classes = 10 if dataset is None else dataset["num_classes"]
     return {"format": rundir.RUN_FORMAT, "format_version": rundir.FORMAT_VERSION, "fne_version": __version__,
             "space": config.space, "seed": config.seed, "heuristics": list(config.heuristics),
             "objectives": list(config.objectives), "search": _jsonable(asdict(config)),
-            "fitness": _jsonable(asdict(config.fitness_config())),
+            "fitness": _jsonable(asdict(config.fitness_config(num_classes))),
             "tournament": _jsonable(asdict(config.tournament_config())),
-            "finalists": _jsonable(asdict(config.finalist_config()))}
+            "finalists": _jsonable(asdict(config.finalist_config())),
+            **({} if dataset is None else {"dataset": dataset})}
 
 
 def config_from_dict(data: dict[str, Any]) -> SearchConfig:
     """The SearchConfig saved in a run's config.json."""
     try:
         # Runs started before the finalists' stage existed pick by rank_combined alone, and resume that way.
-        return SearchConfig(**{"finalists": 0, **data["search"]})
+        # Runs started before --data saved the dataset spec as data_dir.
+        saved = dict(data["search"])
+        if "data_dir" in saved:
+            saved.setdefault("data", saved.pop("data_dir"))
+        return SearchConfig(**{"finalists": 0, **saved})
     except (KeyError, TypeError) as error:
         raise CheckpointError(f"config.json does not hold a search config this fne understands ({error})") \
             from None
-
-
-def check_data_dir(data_dir: str) -> None:
-    """DataError now, rather than after generation 0 started, when --data-dir holds no CIFAR-10 data."""
-    if Path(data_dir).suffix == ".npz":
-        if not Path(data_dir).is_file():
-            raise DataError(f"--data-dir {data_dir}: no such .npz file")
-        return
-    find_cifar10_dir(data_dir)
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:

@@ -38,7 +38,8 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from fne.data.cifar10 import heuristic_batch, heuristic_labelled_batch
+from fne.data.batches import probe_batch
+from fne.data.source import DEFAULT_IMAGE_SIZE, open_data
 from fne.device import resolve_device
 from fne.errors import ConfigError, FneError
 from fne.genotopheno.spaces import get_space
@@ -59,20 +60,15 @@ ROW_COLUMNS = ("genotype", "params", "flops", "seconds", "device", "error")
 
 @dataclass(frozen=True)
 class DataSpec:
-    """Where the heuristic batch comes from: a CIFAR-10 folder or .npz (None: the shipped sample).
+    """The heuristic batch: a --data spec (None: the sample) at an image size; batch_size and seed as fitness's."""
 
-    batch_size and seed default to the FitnessConfig's, so a run seed alone fixes the batch.
-    """
-
-    data_dir: str | None = None
+    data: str | None = None
     batch_size: int | None = None
     seed: int | None = None
+    image_size: int | None = DEFAULT_IMAGE_SIZE  # 0 / None: the dataset's own size
 
 
-def load_images(data_spec: DataSpec | torch.Tensor | str | Path | None, fitness_config: Any) -> torch.Tensor:
-    """The heuristic image batch as a contiguous CPU float32 tensor (N,3,32,32), built once in the parent."""
-    if isinstance(data_spec, torch.Tensor):
-        return data_spec.detach().to("cpu", torch.float32).contiguous()
+def _probe(data_spec: DataSpec | str | Path | None, fitness_config: Any) -> tuple[torch.Tensor, torch.Tensor]:
     if data_spec is None or isinstance(data_spec, str | Path):
         data_spec = DataSpec(None if data_spec is None else str(data_spec))
     if not isinstance(data_spec, DataSpec):
@@ -80,18 +76,21 @@ def load_images(data_spec: DataSpec | torch.Tensor | str | Path | None, fitness_
     batch_size = fitness_config.batch_size if data_spec.batch_size is None else data_spec.batch_size
     seed = fitness_config.seed if data_spec.seed is None else data_spec.seed
     # Built on the CPU whatever the device: normalising on a GPU could differ in the last bit.
-    return heuristic_batch(data_spec.data_dir, batch_size, seed, "cpu").contiguous()
+    return probe_batch(open_data(data_spec.data, data_spec.image_size), batch_size, seed, "cpu")
+
+
+def load_images(data_spec: DataSpec | torch.Tensor | str | Path | None, fitness_config: Any) -> torch.Tensor:
+    """The heuristic image batch as a contiguous CPU float32 tensor (N,3,H,W), built once in the parent."""
+    if isinstance(data_spec, torch.Tensor):
+        return data_spec.detach().to("cpu", torch.float32).contiguous()
+    return _probe(data_spec, fitness_config)[0].contiguous()
 
 
 def load_labels(data_spec: DataSpec | torch.Tensor | str | Path | None, fitness_config: Any) -> torch.Tensor | None:
     """The labels of load_images' batch (None when the batch was given as a bare tensor)."""
     if isinstance(data_spec, torch.Tensor):
         return None
-    if data_spec is None or isinstance(data_spec, str | Path):
-        data_spec = DataSpec(None if data_spec is None else str(data_spec))
-    batch_size = fitness_config.batch_size if data_spec.batch_size is None else data_spec.batch_size
-    seed = fitness_config.seed if data_spec.seed is None else data_spec.seed
-    return heuristic_labelled_batch(data_spec.data_dir, batch_size, seed, "cpu")[1].contiguous()
+    return _probe(data_spec, fitness_config)[1].contiguous()
 
 
 # ---------------------------------------------------------------- the worker side

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fne.data.cifar10 import load_cifar10
+from fne.data.source import open_data, uint8_images
 from fne.device import resolve_device
 from fne.evolution.individual import Individual, objective_matrix_of, table_of
 from fne.evolution.loop import decorate
@@ -73,9 +73,9 @@ def _run_finalists(config: SearchConfig, space: SearchSpace, pool: Sequence[Indi
     """(index in pool of the winner, finalists.csv) of the short training of the `chosen` best genotypes."""
     settings = config.finalist_config()
     device = resolve_device(config.device)
-    arrays = load_cifar10(config.data_dir, "train")
-    images = torch.from_numpy(np.ascontiguousarray(arrays.images)).to(device)
-    labels = torch.from_numpy(arrays.labels.astype(np.int64)).to(device)
+    dataset = open_data(config.data, config.image_size)
+    images = uint8_images(dataset, np.arange(dataset.train_size), "train", device)
+    labels = torch.from_numpy(dataset.train_labels.copy()).to(device)
     total = dataclasses.replace(settings, top=len(chosen)).steps()
     log.info("finalists: the best %d by %s train %d steps at most (%d steps in all, width %s)", len(chosen),
              config.aggregate, settings.rungs[-1], total, settings.C or "the space's")
@@ -87,7 +87,8 @@ def _run_finalists(config: SearchConfig, space: SearchSpace, pool: Sequence[Indi
 
     try:
         table = successive_halving(space, [pool[i].genotype for i in chosen], images, labels, settings, device,
-                                   on_rung=on_rung, prior=[float(scores[i]) for i in chosen], on_step=bar.step)
+                                   on_rung=on_rung, prior=[float(scores[i]) for i in chosen], stats=dataset.stats,
+                                   num_classes=dataset.num_classes, on_step=bar.step)
     finally:
         bar.close()
     table.insert(0, "id", [pool[i].id for i in chosen])

@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from fne.atomic import atomic_write
+from fne.data.dataset import Dataset
+from fne.data.source import data_difference
 from fne.errors import CheckpointError, ConfigError
 from fne.evolution.selection import rank_combined
 
@@ -122,6 +124,14 @@ def read_config(run_dir: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} has format version {config.get('format_version')!r}; this fne reads "
                               f"version {FORMAT_VERSION}")
     return config
+
+
+def check_dataset(run_dir: Path, config: dict[str, Any], dataset: Dataset) -> None:
+    """CheckpointError, one line naming both, when a resumed run's data is not the data it was started on."""
+    difference = data_difference(config.get("dataset"), dataset)
+    if difference is not None:
+        raise CheckpointError(f"{run_dir} was searched on {difference}; --resume continues on the run's own data "
+                              "(restore it, or start a new run)")
 
 
 def read_checkpoint(run_dir: Path, config: dict[str, Any]) -> dict[str, Any] | None:

@@ -25,8 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fne.data.cifar10 import load_cifar10, subset, to_tensor, train_val_split
+from fne.data.batches import probe_positions, to_tensors
+from fne.data.cifar10 import train_val_split
 from fne.data.ground_truth import accuracy_by_genotype, read_ground_truth
+from fne.data.source import data_record, open_data
 from fne.device import resolve_device
 from fne.errors import ConfigError
 from fne.evolution.budget import BudgetCheck, SizeBudget
@@ -39,7 +41,6 @@ from fne.logs import run_log
 from fne.run import rundir
 from fne.run.config import (
     SearchConfig,
-    check_data_dir,
     config_from_dict,
     run_config_dict,
 )
@@ -71,8 +72,9 @@ class SearchResult:
 def default_evaluator(config: SearchConfig, workers: int = 0, scheduler: str | None = None,
                       progress: bool = False) -> Evaluator:
     """The evaluator a config asks for: in process by default, or on dask workers / a scheduler."""
-    return make_evaluator(config.space, None, DataSpec(config.data_dir), config.fitness_config(), workers=workers,
-                          scheduler=scheduler, progress=progress)
+    num_classes = open_data(config.data, config.image_size).num_classes
+    return make_evaluator(config.space, None, DataSpec(config.data, image_size=config.image_size),
+                          config.fitness_config(num_classes), workers=workers, scheduler=scheduler, progress=progress)
 
 
 def load_ground_truth(space: SearchSpace, path: str | Path) -> dict[str, float]:
@@ -82,12 +84,16 @@ def load_ground_truth(space: SearchSpace, path: str | Path) -> dict[str, float]:
 
 def tournament_tensors(config: SearchConfig) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
     """(train, held_out) image/label tensors of the tournaments: a seeded half/half split of the images."""
-    arrays = load_cifar10(config.data_dir, "train")
-    if len(arrays) > config.tournament_images:
-        arrays = subset(arrays, config.tournament_images, config.seed)
-    train, held_out = train_val_split(arrays, 0.5, config.seed)
+    dataset = open_data(config.data, config.image_size)
+    labels = dataset.train_labels
+    positions = np.arange(len(labels))
+    if len(labels) > config.tournament_images:  # the class-balanced draw of cifar10.subset
+        positions = probe_positions(labels, dataset.num_classes, config.tournament_images, config.seed,
+                                    dataset.classes, dataset.path)
+    train, held_out = train_val_split(labels[positions], 0.5, config.seed)
     device = resolve_device(config.device)
-    return to_tensor(arrays.take(train), device), to_tensor(arrays.take(held_out), device)
+    return to_tensors(dataset, positions[train], "train", device), to_tensors(dataset, positions[held_out], "train",
+                                                                              device)
 
 
 def build_evolution(space: SearchSpace, config: SearchConfig, listener: Any = None) -> Evolution:
@@ -143,8 +149,12 @@ def run_search(config: SearchConfig, out: str | Path | None = None, *, resume: s
     space = get_space(config.space)
     # Inputs (space, ground truth, data folder) are checked before a new folder is made.
     truth = load_ground_truth(space, config.ground_truth) if config.ground_truth else None
-    if config.data_dir is not None:
-        check_data_dir(config.data_dir)
+    open_data.cache_clear()  # each run opens its data afresh: a folder changed since is seen as changed
+    dataset = open_data(config.data, config.image_size)  # DataError (bad data) before any folder is made
+    if resume is not None:
+        rundir.check_dataset(run_dir, config_dict, dataset)
+    else:
+        config_dict = run_config_dict(config, data_record(dataset))
     created = resume is None and not run_dir.exists()
     if resume is None:
         rundir.prepare_new_run(run_dir)  # the recorder writes config.json into it

@@ -79,6 +79,7 @@ class FitnessConfig:
     dtype: str = "float32"
     C: int | None = None  # network width / depth overrides (None: the space's defaults)
     layers: int | None = None
+    num_classes: int = 10  # the networks' outputs: the dataset's classes
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "heuristics", tuple(self.heuristics))
@@ -197,8 +198,8 @@ def _score_one(space: SearchSpace, genotype: str, canonical: str, batch: torch.T
     for repeat in range(config.repeats):
         seed = candidate_seed(config.seed, canonical, repeat)
         try:
-            model = space.build(canonical, C=config.C, layers=config.layers, seed=seed).to(device=device,
-                                                                                          dtype=dtype)
+            model = space.build(canonical, C=config.C, layers=config.layers, num_classes=config.num_classes,
+                                seed=seed).to(device=device, dtype=dtype)
         except ConfigError:
             raise  # C/layers wrong for this space: every candidate would fail the same way
         except Exception as error:  # noqa: BLE001 - recorded, the search goes on

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fne.config_meta import cli
+from fne.config_meta import cli, data_field, image_size_field
 from fne.scoring.aggregation import AGGREGATES
 
 BATCH_NORMS = ("frozen", "eval", "train")  # BatchNorm semantics of the probe (fne/scoring/jacobians.py)
@@ -51,8 +51,8 @@ class ScoreStudyConfig:
         "evaluation network with reductions at cells 3 and 6)."))
     batch_norm: str = field(default="frozen", metadata=cli(
         "BatchNorm semantics of the probe (see fne/scoring/jacobians.py).", choices=BATCH_NORMS))
-    data_dir: str | None = field(default=None, metadata=cli(
-        "cifar-10-batches-py folder for the image batch; default: the 1,000 images shipped with fne.", path=True))
+    data: str | None = data_field()  # the probe batch's images; the ground truth's accuracies are CIFAR-10's
+    image_size: int = image_size_field()
     device: str = field(default="auto", metadata=cli("auto (CUDA when available), cpu, cuda or cuda:N.",
                                                      device=True))
     memory_budget_mib: float = field(default=2048.0, metadata=cli(

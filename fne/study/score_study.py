@@ -81,6 +81,8 @@ def settings_key(config: FitnessConfig, images: torch.Tensor, space_name: str,
     fields = asdict(config)
     for irrelevant in ("device", "memory_budget_mib", "ntk_method", "heuristics"):
         fields.pop(irrelevant)
+    if fields.get("num_classes") == 10:  # caches written before num_classes existed were all of 10 classes
+        fields.pop("num_classes")
     digest = hashlib.sha256(images[:config.batch_size].detach().cpu().numpy().tobytes()).hexdigest()[:16]
     if labels is not None:
         label_bytes = labels[:config.batch_size].detach().cpu().to(torch.int64).numpy().tobytes()

@@ -33,7 +33,7 @@ from torch import nn
 from fne.errors import ConfigError
 from fne.genotopheno.search_space import SearchSpace
 from fne.scoring.aggregation import az_nas_log_rank
-from fne.training.recipe import augment_batch
+from fne.training.recipe import Stats, augment_batch
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def decide(tse: Sequence[float], prior: Sequence[float] | None = None) -> int:
     return int(np.argsort(keyed, kind="stable")[0])
 
 
-def batch_stream(images: torch.Tensor, labels: torch.Tensor, config: FinalistConfig
+def batch_stream(images: torch.Tensor, labels: torch.Tensor, config: FinalistConfig, stats: Stats | None = None
                  ) -> Callable[[int], tuple[torch.Tensor, torch.Tensor]]:
     """step -> (x, y): a seeded pass over the uint8 NHWC images, cropped and flipped, the same for everyone."""
     n = len(images)
@@ -151,7 +151,7 @@ def batch_stream(images: torch.Tensor, labels: torch.Tensor, config: FinalistCon
         start = (step % per_epoch) * config.batch_size
         index = order[start:start + config.batch_size]
         generator = torch.Generator(device=images.device).manual_seed(config.seed * 1_000_003 + step)
-        return augment_batch(images[index], generator, cutout=0), labels[index]
+        return augment_batch(images[index], generator, cutout=0, stats=stats), labels[index]
 
     return batch
 
@@ -159,8 +159,8 @@ def batch_stream(images: torch.Tensor, labels: torch.Tensor, config: FinalistCon
 def successive_halving(space: SearchSpace, genotypes: Sequence[str], images: torch.Tensor, labels: torch.Tensor,
                        config: FinalistConfig, device: torch.device | str = "cpu",
                        on_rung: Callable[[int, int], None] | None = None,
-                       prior: Sequence[float] | None = None, on_step: Callable[[], None] | None = None
-                       ) -> pd.DataFrame:
+                       prior: Sequence[float] | None = None, stats: Stats | None = None,
+                       num_classes: int = 10, on_step: Callable[[], None] | None = None) -> pd.DataFrame:
     """Train the genotypes (best first) rung by rung, halving by TSE; one row each, `winner` flags the pick.
 
     images are uint8 NHWC training images and labels their int64 classes, on `device`. Ties (and inf
@@ -170,10 +170,10 @@ def successive_halving(space: SearchSpace, genotypes: Sequence[str], images: tor
     """
     if not genotypes:
         raise ConfigError("successive halving needs at least one genotype")
-    batches = batch_stream(images, labels, config)
+    batches = batch_stream(images, labels, config, stats)
     runs = []
     for genotype in genotypes:
-        model = space.build(genotype, C=config.C, seed=config.seed).to(device)
+        model = space.build(genotype, C=config.C, num_classes=num_classes, seed=config.seed).to(device)
         runs.append(_Run(model, config))
     alive = list(range(len(runs)))
     stopped_at = [0] * len(runs)

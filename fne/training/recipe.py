@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from fne.config_meta import cli
+from fne.config_meta import cli, data_field, image_size_field
 from fne.data.cifar10 import normalize
 from fne.errors import ConfigError
 
@@ -56,6 +56,9 @@ class TrainConfig:
     device: str = field(default="auto", metadata=cli("auto (CUDA when available), cpu, cuda or cuda:N.",
                                                      device=True))
     amp: bool = field(default=True, metadata=cli("Mixed precision (CUDA only)."))
+    data: str | None = data_field()  # its classes must be the model file's
+    image_size: int | None = image_size_field(None, "Side in pixels the images are resized to (0 or native: the "
+                                                    "data's own; default: the model file's input size).")
 
     def __post_init__(self) -> None:
         checks = [
@@ -126,13 +129,26 @@ def random_cutout(x: torch.Tensor, length: int, generator: torch.Generator) -> t
     return cutout_at(x, centers, length)
 
 
+Stats = tuple[tuple[float, ...], tuple[float, ...]]  # per-channel (mean, std) of pixels in [0, 1]
+
+
+def normalize_with(images: torch.Tensor, stats: Stats | None = None) -> torch.Tensor:
+    """uint8 NHWC images -> float32 NCHW standardised by the data's (mean, std); None: CIFAR-10's constants."""
+    if stats is None:
+        return normalize(images)
+    x = images.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)  # cifar10.normalize's arithmetic, in its order
+    mean = torch.tensor(stats[0], dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(stats[1], dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    return x.sub_(mean).div_(std).contiguous()
+
+
 def augment_batch(images: torch.Tensor, generator: torch.Generator, padding: int = 4, flip: bool = True,
-                  cutout: int = 16) -> torch.Tensor:
-    """uint8 NHWC batch -> crop, flip, normalise, cutout (DARTS's order) -> float32 NCHW network input."""
+                  cutout: int = 16, stats: Stats | None = None) -> torch.Tensor:
+    """uint8 NHWC batch -> crop, flip, normalise (by `stats`), cutout (DARTS's order) -> float32 NCHW input."""
     images = random_crop(images, padding, generator)
     if flip:
         images = random_flip(images, generator)
-    return random_cutout(normalize(images), cutout, generator)
+    return random_cutout(normalize_with(images, stats), cutout, generator)
 
 
 # ---------------------------------------------------------------- one epoch
@@ -146,8 +162,9 @@ def loss_of(model: nn.Module, x: torch.Tensor, y: torch.Tensor, auxiliary_weight
 
 def train_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
                 config: TrainConfig, shuffle: torch.Generator, augment: torch.Generator,
-                scaler: torch.amp.GradScaler | None, progress: bool = False, desc: str = "") -> tuple[float, float]:
-    """One pass over uint8 NHWC training images; returns (mean loss, accuracy %) of the main head."""
+                scaler: torch.amp.GradScaler | None, progress: bool = False, desc: str = "",
+                stats: Stats | None = None) -> tuple[float, float]:
+    """One pass over uint8 NHWC training images (normalised by `stats`); returns (mean loss, accuracy %)."""
     model.train()
     device = images.device
     order = torch.randperm(len(labels), generator=shuffle).to(device)
@@ -157,7 +174,7 @@ def train_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, op
         index = order[start:start + config.batch_size]
         if len(index) < 2:  # a single image breaks batch norm in the auxiliary head
             continue
-        x = augment_batch(images[index], augment, config.crop_padding, config.flip, config.cutout)
+        x = augment_batch(images[index], augment, config.crop_padding, config.flip, config.cutout, stats)
         y = labels[index]
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=scaler is not None):
             logits, loss = loss_of(model, x, y, config.auxiliary_weight)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,21 @@ from torch import nn
 from tqdm import tqdm
 
 from fne.atomic import atomic_write, output_file
-from fne.data.cifar10 import CifarArrays, load_cifar10, subset, to_tensor, train_val_split
+from fne.data.batches import probe_positions, to_tensors
+from fne.data.cifar10 import train_val_split
+from fne.data.dataset import Dataset
+from fne.data.source import open_data, uint8_images
 from fne.device import resolve_device
-from fne.errors import CheckpointError, ConfigError
-from fne.export import ModelFile, atomic_torch_save, model_from_file, model_payload, read_model_file, torch_load_safely
+from fne.errors import CheckpointError, ConfigError, DataError
+from fne.export import (
+    ModelFile,
+    atomic_torch_save,
+    model_data,
+    model_from_file,
+    model_payload,
+    read_model_file,
+    torch_load_safely,
+)
 from fne.genotopheno.network import seeded
 from fne.training.recipe import Optimisation, TrainConfig, evaluate, train_epoch
 
@@ -39,6 +50,7 @@ CHECKPOINT_VERSION = 1
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
 # Settings that may change between a run and its resumption without changing what is computed.
 RESUMABLE_DIFFERENCES = frozenset({"device"})
+NEW_SETTINGS = frozenset({"data", "image_size"})  # not in checkpoints written before fne read other datasets
 
 
 @dataclass(frozen=True)
@@ -53,22 +65,46 @@ class TrainResult:
 
 
 # ---------------------------------------------------------------- data
-def prepare_data(data_dir: str | Path | None, config: TrainConfig) -> tuple[CifarArrays, CifarArrays]:
-    """(train, val) images: val held out of the training set (stratified) or drawn from the test batch."""
-    pool = load_cifar10(data_dir, "train")
+Split = tuple[str, np.ndarray]  # (split of the Dataset, positions in it)
+
+
+def prepare_data(dataset: Dataset, config: TrainConfig) -> tuple[Split, Split]:
+    """(train, val) positions: val held out of the training split (stratified) or drawn from the held-out split."""
+    pool = np.arange(dataset.train_size)
     if config.val_source == "holdout":
         n_val = config.val_images or max(1, round(0.1 * len(pool)))
-        train_positions, val_positions = train_val_split(pool, n_val, config.seed)
-        val, pool = pool.take(val_positions), pool.take(train_positions)
+        train_positions, val_positions = train_val_split(dataset.train_labels, n_val, config.seed)
+        val, pool = ("train", val_positions), train_positions
     else:
-        test = load_cifar10(data_dir, "test")
-        val = subset(test, config.val_images, config.seed, balanced=False) if config.val_images else test
+        if not dataset.val_size:
+            raise DataError(f"{dataset.path} has no held-out images for --val-source test; use holdout")
+        positions = np.arange(dataset.val_size)
+        if config.val_images:  # cifar10.subset(test, n, seed, balanced=False): one seeded draw over the classes
+            pools = np.concatenate([np.flatnonzero(dataset.val_labels == c) for c in range(dataset.num_classes)])
+            positions = np.sort(np.random.default_rng(config.seed).choice(pools, config.val_images, replace=False))
+        val = ("val", positions)
     if config.train_images is not None:
         if config.train_images > len(pool):
             raise ConfigError(f"train_images={config.train_images} but only {len(pool)} training images remain "
                               "after the held-out set")
-        pool = subset(pool, config.train_images, config.seed + 1)
-    return pool, val
+        labels = dataset.train_labels[pool]  # cifar10.subset(pool, n, seed + 1): class-balanced
+        pool = pool[probe_positions(labels, dataset.num_classes, config.train_images, config.seed + 1,
+                                    dataset.classes, dataset.path)]
+    return ("train", pool), val
+
+
+def training_dataset(model_file: ModelFile, config: TrainConfig) -> Dataset:
+    """The Dataset of `config.data` at the model file's input size; DataError unless its classes are the file's."""
+    size = model_file.input_size[0] if config.image_size is None else config.image_size
+    dataset = open_data(config.data, size)
+    recorded = model_file.data or {}
+    classes = recorded.get("classes")
+    if (classes is not None and list(classes) != list(dataset.classes)) or \
+            dataset.num_classes != model_file.builder.num_classes:
+        made = ", ".join(classes) if classes else f"{model_file.builder.num_classes} classes"
+        raise DataError(f"{dataset.path} has classes {', '.join(dataset.classes)}; the model file was made for "
+                        f"{made} (export it for this data with fne export --data)")
+    return dataset
 
 
 # ---------------------------------------------------------------- the run
@@ -104,7 +140,8 @@ def _resume(path: Path, model_file: ModelFile, config: TrainConfig, model: nn.Mo
 def _save_trained(model: nn.Module, model_file: ModelFile, training: dict[str, Any], output: Path) -> None:
     """Write the trained weights and the training record as a model file, drop-path back at its default."""
     model.set_drop_path(model_file.builder.drop_path_prob)
-    trained = ModelFile(model_file.genotype, model_file.builder, model.state_dict(), training, model_file.source)
+    trained = ModelFile(model_file.genotype, model_file.builder, model.state_dict(), training, model_file.source,
+                        data=model_file.data)
     atomic_torch_save(model_payload(trained), output)
 
 
@@ -120,6 +157,8 @@ def _read_checkpoint(path: Path, model_file: ModelFile, config: TrainConfig) -> 
                               f"the model file holds {model_file.genotype}")
     saved, wanted = state.get("config", {}), asdict(config)
     for key in sorted(set(saved) | set(wanted)):
+        if key in NEW_SETTINGS and key not in saved:  # a checkpoint from before the setting existed
+            continue
         if key not in RESUMABLE_DIFFERENCES and saved.get(key) != wanted.get(key):
             raise CheckpointError(f"training checkpoint {path} was made with {key}={saved.get(key)!r}, this run asks "
                                   f"{key}={wanted.get(key)!r}; resume with the same settings or drop --resume")
@@ -132,22 +171,25 @@ def _write_log(rows: list[dict[str, float]], path: Path) -> pd.DataFrame:
     return frame
 
 
-def train_model(model_path: str | Path, data_dir: str | Path | None, config: TrainConfig, *,
+def train_model(model_path: str | Path, data: str | Path | None, config: TrainConfig, *,
                 output: str | Path | None = None, resume: bool = False, checkpoint_path: str | Path | None = None,
                 log_path: str | Path | None = None, progress: bool = False) -> TrainResult:
-    """Train the network of an fne model file and write the trained weights back (or to `output`)."""
+    """Train the network of an fne model file on `data` (else config.data) and write the trained weights back."""
     model_path = Path(model_path)
     model_file = read_model_file(model_path)
+    if data is not None:
+        config = replace(config, data=str(data))
     output, checkpoint_path, log_path = _output_paths(model_path, output, checkpoint_path, log_path)
     device = resolve_device(config.device)
     use_amp = config.amp and device.type == "cuda"
 
-    train, val = prepare_data(data_dir, config)
+    dataset = training_dataset(model_file, config)
+    train, val = prepare_data(dataset, config)
     log.info("training %s on %d images, validating on %d (%s), %d epochs on %s%s", model_file.genotype,
-             len(train), len(val), config.val_source, config.epochs, device, " with AMP" if use_amp else "")
-    train_images = torch.from_numpy(np.ascontiguousarray(train.images)).to(device)
-    train_labels = torch.from_numpy(train.labels.copy()).to(device)
-    val_x, val_y = to_tensor(val, device)
+             len(train[1]), len(val[1]), config.val_source, config.epochs, device, " with AMP" if use_amp else "")
+    train_images = uint8_images(dataset, train[1], train[0], device)
+    train_labels = torch.from_numpy(dataset.labels(train[0])[train[1]].copy()).to(device)
+    val_x, val_y = to_tensors(dataset, val[1], val[0], device)
 
     model = model_from_file(model_file, model_path).to(device)
     drop_path_max = model_file.builder.drop_path_prob if config.drop_path_prob is None else config.drop_path_prob
@@ -165,7 +207,7 @@ def train_model(model_path: str | Path, data_dir: str | Path | None, config: Tra
         with seeded(config.seed * 100_003 + epoch):
             train_loss, train_acc = train_epoch(model, train_images, train_labels, parts.optimizer, config,
                                                 parts.shuffle, parts.augment, parts.scaler, progress,
-                                                desc=f"epoch {epoch + 1}/{config.epochs}")
+                                                desc=f"epoch {epoch + 1}/{config.epochs}", stats=dataset.stats)
         parts.scheduler.step()
         val_loss, val_acc = evaluate(model, val_x, val_y, amp=use_amp)
         if not math.isfinite(train_loss):
@@ -183,8 +225,7 @@ def train_model(model_path: str | Path, data_dir: str | Path | None, config: Tra
         }, checkpoint_path)
 
     frame = _write_log(rows, log_path)
-    training = {"config": asdict(config), "epochs": len(rows), "train_images": len(train), "val_images": len(val),
-                "data_dir": str(data_dir) if data_dir is not None else "fne sample",
-                "final": dict(rows[-1]) if rows else {}}
-    _save_trained(model, model_file, training, output)
+    training = {"config": asdict(config), "epochs": len(rows), "train_images": len(train[1]),
+                "val_images": len(val[1]), "data": config.data or "fne sample", "final": dict(rows[-1]) if rows else {}}
+    _save_trained(model, replace(model_file, data=model_data(dataset.describe())), training, output)
     return TrainResult(frame, output, checkpoint_path, log_path, str(device))
