@@ -8,7 +8,9 @@ The folder is written from real CIFAR-10 training images (--cifar, default ../sh
 flipped left-right so every file differs. Then a fresh Python process (so its peak RSS is the dataset
 layer's, not the writer's) opens the folder with an empty cache (index cold), again (index cached),
 measures the statistics on a seeded 2,000-image sample, and draws a 64-image probe batch at the native
-64x64 and resized to 32x32. Targets: index within 60 s, peak memory within 2 GiB.
+64x64 and resized to 32x32. A third fresh process runs the default search on the folder (DARTS space, its
+default population, `--image-size 32`, index cached) until its first generation is written: the time to
+the first generation and that process's peak memory. Targets: index within 60 s, peak memory within 2 GiB.
 
 Measured on the shared 2-core machine (load from other users), 100,000 images:
 index 6.2 s cold, 1.05 s cached; statistics 1.0 s; probe batch 0.05 s (64x64), 0.45 s (to 32x32);
@@ -80,15 +82,30 @@ def measure(folder: Path, cache: Path) -> dict[str, float]:
     return figures
 
 
+def first_generation(folder: Path, cache: Path) -> dict[str, float]:
+    """A default search on the folder until generation 0 is on disk: seconds and peak MiB of this process."""
+    os.environ["FNE_CACHE_DIR"] = str(cache)
+    import fne
+
+    start = time.perf_counter()
+    result = fne.search(data=str(folder), generations=0, out=folder.parent / "run", progress=False)
+    return {"first_generation_s": time.perf_counter() - start, "evaluated": len(result.history),
+            "search_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=100_000)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--cifar", type=Path, default=ROOT.parent / "shared" / "data" / "cifar-10-batches-py")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # the child process's folder
+    parser.add_argument("--search", type=Path, help=argparse.SUPPRESS)  # the search child's folder
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(args.measure, args.measure.parent / "cache")))
+        return
+    if args.search:
+        print(json.dumps(first_generation(args.search, args.search.parent / "cache")))
         return
     with tempfile.TemporaryDirectory(prefix="fne-bench-folder-") as tmp:
         folder = Path(tmp) / "images"
@@ -96,10 +113,11 @@ def main() -> None:
         disk = sum(f.stat().st_size for f in folder.rglob("*.png")) / 2**20
         print(f"wrote {args.images} {args.size}x{args.size} PNGs ({disk:.0f} MiB) in {seconds:.1f} s")
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        child = subprocess.run([sys.executable, __file__, "--measure", str(folder)], env=env, check=True,
-                               capture_output=True, text=True)
-        for key, value in json.loads(child.stdout.strip().splitlines()[-1]).items():
-            print(f"{key:>24}: {value:.2f}" if isinstance(value, float) else f"{key:>24}: {value}")
+        for mode in ("--measure", "--search"):
+            child = subprocess.run([sys.executable, __file__, mode, str(folder)], env=env, check=True,
+                                   capture_output=True, text=True)
+            for key, value in json.loads(child.stdout.strip().splitlines()[-1]).items():
+                print(f"{key:>24}: {value:.2f}" if isinstance(value, float) else f"{key:>24}: {value}")
 
 
 if __name__ == "__main__":

@@ -189,6 +189,7 @@ def main() -> None:
     parser.add_argument("--shape", default="16.32.64|1.1.1", help="widths|cells of the finalists' networks")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tournament", action="store_true", help="also play a tournament of the best 4")
+    parser.add_argument("--reverse", action="store_true", help="walk the pools from the last one")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     apply_thread_rule(1)
@@ -199,13 +200,15 @@ def main() -> None:
     curves = Curves(args.out / "curves.jsonl", args.shape, config)
     tournaments = Tournaments(args.out / "tournaments.jsonl", curves, args.seed) if args.tournament else None
     rng = np.random.default_rng(args.seed)
+    pools = [rng.choice(len(table), size=args.pool_size, replace=False) for _ in range(args.pools)]
     rows = []
-    for number in range(args.pools):
-        pool = table.iloc[rng.choice(len(table), size=args.pool_size, replace=False)].reset_index(drop=True)
+    # --reverse: a second process can fill the shared caches from the other end (lines are appended whole)
+    for number in (reversed(range(args.pools)) if args.reverse else range(args.pools)):
+        pool = table.iloc[pools[number]].reset_index(drop=True)
         rows += [{"pool": number, **row} for row in pick_rows(pool, curves, args.top, tournaments)]
         log.info("pool %d/%d done; %d cells trained so far (%.0f CPU-s this process)", number + 1, args.pools,
                  len(curves.losses), curves.trained_seconds)
-    picks = pd.DataFrame(rows)
+    picks = pd.DataFrame(rows).sort_values("pool", kind="stable")
     picks.to_csv(args.out / "picks.csv", index=False, float_format="%.4f")
     summary = picks.groupby("rule", sort=False).agg(
         mean_percentile=("percentile", "mean"), in_top_10_percent=("percentile", lambda p: float((p >= 90).mean())),
