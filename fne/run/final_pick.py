@@ -24,7 +24,7 @@ from fne.evolution.loop import decorate
 from fne.genotopheno.spaces import SearchSpace, get_space
 from fne.run.config import SearchConfig
 from fne.run.progress import FinalistsBar
-from fne.training.finalists import shortlist, successive_halving
+from fne.training.finalists import shortlist, stream_positions, successive_halving
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,9 @@ def _run_finalists(config: SearchConfig, space: SearchSpace, pool: Sequence[Indi
     settings = config.finalist_config()
     device = resolve_device(config.device)
     dataset = open_data(config.data, config.image_size)
-    images = uint8_images(dataset, np.arange(dataset.train_size), "train", device)
-    labels = torch.from_numpy(dataset.train_labels.copy()).to(device)
+    positions = stream_positions(dataset.train_size, settings)  # only what the stream reads, in its order
+    images = uint8_images(dataset, positions, "train", device)
+    labels = torch.from_numpy(dataset.train_labels[positions].astype(np.int64)).to(device)
     total = dataclasses.replace(settings, top=len(chosen)).steps()
     log.info("finalists: the best %d by %s train %d steps at most (%d steps in all, width %s)", len(chosen),
              config.aggregate, settings.rungs[-1], total, settings.C or "the space's")
@@ -88,7 +89,7 @@ def _run_finalists(config: SearchConfig, space: SearchSpace, pool: Sequence[Indi
     try:
         table = successive_halving(space, [pool[i].genotype for i in chosen], images, labels, settings, device,
                                    on_rung=on_rung, prior=[float(scores[i]) for i in chosen], stats=dataset.stats,
-                                   num_classes=dataset.num_classes, on_step=bar.step)
+                                   num_classes=dataset.num_classes, on_step=bar.step, ordered=True)
     finally:
         bar.close()
     table.insert(0, "id", [pool[i].id for i in chosen])

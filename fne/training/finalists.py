@@ -138,13 +138,26 @@ def decide(tse: Sequence[float], prior: Sequence[float] | None = None) -> int:
     return int(np.argsort(keyed, kind="stable")[0])
 
 
-def batch_stream(images: torch.Tensor, labels: torch.Tensor, config: FinalistConfig, stats: Stats | None = None
-                 ) -> Callable[[int], tuple[torch.Tensor, torch.Tensor]]:
-    """step -> (x, y): a seeded pass over the uint8 NHWC images, cropped and flipped, the same for everyone."""
+def stream_positions(n: int, config: FinalistConfig) -> np.ndarray:
+    """The training positions the stream over n images reads in rungs[-1] steps, in the order it reads them."""
+    if n < config.batch_size:
+        raise ConfigError(f"finalists need at least batch_size={config.batch_size} images, got {n}")
+    order = np.random.default_rng(config.seed).permutation(n)
+    return order[:min(config.rungs[-1], n // config.batch_size) * config.batch_size]
+
+
+def batch_stream(images: torch.Tensor, labels: torch.Tensor, config: FinalistConfig, stats: Stats | None = None,
+                 ordered: bool = False) -> Callable[[int], tuple[torch.Tensor, torch.Tensor]]:
+    """step -> (x, y): a seeded pass over the uint8 NHWC images, cropped and flipped, the same for everyone.
+
+    `ordered`: the images are already `stream_positions` of a larger set, in that order; the batches are then
+    those of the stream over the whole set (a large folder need not be read for 100 steps of 64 images).
+    """
     n = len(images)
     if n < config.batch_size:
         raise ConfigError(f"finalists need at least batch_size={config.batch_size} images, got {n}")
-    order = torch.from_numpy(np.random.default_rng(config.seed).permutation(n)).to(images.device)
+    permutation = np.arange(n) if ordered else np.random.default_rng(config.seed).permutation(n)
+    order = torch.from_numpy(permutation).to(images.device)
     per_epoch = n // config.batch_size
 
     def batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,17 +173,19 @@ def successive_halving(space: SearchSpace, genotypes: Sequence[str], images: tor
                        config: FinalistConfig, device: torch.device | str = "cpu",
                        on_rung: Callable[[int, int], None] | None = None,
                        prior: Sequence[float] | None = None, stats: Stats | None = None,
-                       num_classes: int = 10, on_step: Callable[[], None] | None = None) -> pd.DataFrame:
+                       num_classes: int = 10, on_step: Callable[[], None] | None = None,
+                       ordered: bool = False) -> pd.DataFrame:
     """Train the genotypes (best first) rung by rung, halving by TSE; one row each, `winner` flags the pick.
 
-    images are uint8 NHWC training images and labels their int64 classes, on `device`. Ties (and inf
+    images are uint8 NHWC training images and labels their int64 classes, on `device` (with `ordered`, only the
+    `stream_positions` of the training set, in that order). Ties (and inf
     losses) keep the earlier genotype, so the aggregate's order breaks them. `prior` (each genotype's
     rank_combined) joins the TSE in the final decision among the last rung's survivors (`decide`). `on_step`
     is called after every training step, `on_rung(rung number, finalists that trained it)` after each rung.
     """
     if not genotypes:
         raise ConfigError("successive halving needs at least one genotype")
-    batches = batch_stream(images, labels, config, stats)
+    batches = batch_stream(images, labels, config, stats, ordered)
     runs = []
     for genotype in genotypes:
         model = space.build(genotype, C=config.C, num_classes=num_classes, seed=config.seed).to(device)

@@ -15,7 +15,14 @@ from fne.errors import ConfigError
 from fne.genotopheno.spaces import get_space
 from fne.run.config import SearchConfig, config_from_dict, run_config_dict
 from fne.training import augment_batch
-from fne.training.finalists import FinalistConfig, batch_stream, decide, shortlist, successive_halving
+from fne.training.finalists import (
+    FinalistConfig,
+    batch_stream,
+    decide,
+    shortlist,
+    stream_positions,
+    successive_halving,
+)
 
 TINY = FinalistConfig(top=4, rungs=(2, 4, 6), C=2, batch_size=8, lr=0.05, warmup_steps=2, seed=3)
 
@@ -158,3 +165,21 @@ def test_every_training_step_is_reported_once_and_the_count_is_known_up_front(da
                        on_step=lambda: steps.append(1), on_rung=lambda number, alive: rungs.append((number, alive)))
     assert len(steps) == TINY.steps() == 4 * 2 + 2 * 2 + 0  # the field is decided after the second rung
     assert rungs == [(0, 4), (1, 2)]
+
+
+@pytest.mark.parametrize("rungs", [(2, 4, 6), (4, 8, 30)])  # fewer steps than one pass, and more (it wraps)
+def test_the_stream_over_its_drawn_positions_is_the_stream_over_all_images(data, rungs):
+    images, labels = data
+    config = FinalistConfig(top=2, rungs=rungs, C=2, batch_size=8, seed=3)
+    positions = stream_positions(len(images), config)
+    assert len(positions) == min(rungs[-1], len(images) // 8) * 8 and len(set(positions.tolist())) == len(positions)
+    whole = batch_stream(images, labels, config)
+    drawn = batch_stream(images[positions], labels[positions], config, ordered=True)
+    for step in range(rungs[-1]):
+        (x, y), (x2, y2) = whole(step), drawn(step)
+        assert torch.equal(x, x2) and torch.equal(y, y2), step
+    genotypes = ["C+CC+kCC", "k+kk+kkk"]
+    table = successive_halving(get_space("nb201"), genotypes, images, labels, config)
+    again = successive_halving(get_space("nb201"), genotypes, images[positions], labels[positions], config,
+                               ordered=True)
+    pd.testing.assert_frame_equal(table, again, check_exact=True)
