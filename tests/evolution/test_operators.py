@@ -206,7 +206,8 @@ def _width_drift(tmp_path, reward_width: bool, seed: int) -> float:
 
     # max_params=0: no budget, so that the width drift under selection pressure is visible.
     config = SearchConfig(space="darts", population=12, offspring=12, generations=10, tournament_every=0, seed=seed,
-                          heuristics=("ntk", "linear_regions", "grad_corr"), aggregate="linear", max_params=0)
+                          heuristics=("ntk", "linear_regions", "grad_corr"), aggregate="linear", max_params=0,
+                          finalists=0)
     result = run_search(config, tmp_path / f"run-{reward_width}-{seed}",
                         evaluator=FunctionEvaluator(score, config.heuristics), progress=False)
 
