@@ -12,7 +12,6 @@ import hashlib
 import io
 import logging
 import os
-import pickle
 import tarfile
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from fne.data.cifar_pickle import read_pickle
 from fne.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -40,13 +40,6 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 IMAGE_SHAPE = (32, 32, 3)
 _ROW_BYTES = 3072
 _LAYOUT = f"{FOLDER_NAME}/ with {', '.join(TRAIN_FILES)}, {TEST_FILES[0]} and {META_FILE}"
-# The only globals a CIFAR pickle needs (Python 2 official files, or numpy 1.x/2.x re-pickles).
-_ALLOWED_GLOBALS = {(module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
-                    for name in ("_reconstruct", "scalar")} | {
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-}
-
 
 @dataclass(frozen=True, eq=False)
 class CifarArrays:
@@ -95,34 +88,8 @@ class CifarArrays:
 
 
 # ---------------------------------------------------------------- loading
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only the numpy array globals, so a crafted file cannot execute code."""
-
-    def find_class(self, module: str, name: str):
-        """Resolve a global only if it is one of the numpy array constructors."""
-        if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a CIFAR batch")
-        return super().find_class(module, name)
-
-
-def _read_pickle(path: Path) -> dict[str, object]:
-    if not path.is_file():
-        raise DataError(f"missing CIFAR-10 file {path}; expected {_LAYOUT}")
-    try:
-        with path.open("rb") as f:
-            # latin1 reads the official Python 2 strings as str and their numpy buffers byte for byte.
-            content = _NumpyOnlyUnpickler(f, encoding="latin1").load()
-    except Exception as exc:  # any unpickling failure means a truncated or foreign file
-        raise DataError(f"corrupt CIFAR-10 file {path}: {type(exc).__name__}: {exc}; expected a "
-                        "pickled dict from the official cifar-10-python archive") from exc
-    if not isinstance(content, dict):
-        raise DataError(f"corrupt CIFAR-10 file {path}: expected a pickled dict, got {type(content).__name__}")
-    # Official files give str keys under latin1; files re-pickled from encoding="bytes" loads give bytes.
-    return {k.decode("latin1") if isinstance(k, bytes) else str(k): v for k, v in content.items()}
-
-
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    batch = _read_pickle(path)
+    batch = read_pickle(path, "CIFAR-10", _LAYOUT)
     if "data" not in batch or "labels" not in batch:
         raise DataError(f"corrupt CIFAR-10 file {path}: expected keys 'data' and 'labels', "
                         f"found {sorted(batch)}")
@@ -145,7 +112,7 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_classes(folder: Path) -> tuple[str, ...]:
-    meta = _read_pickle(folder / META_FILE)
+    meta = read_pickle(folder / META_FILE, "CIFAR-10", _LAYOUT)
     names = meta.get("label_names")
     if not isinstance(names, list) or len(names) != 10:
         raise DataError(f"corrupt CIFAR-10 file {folder / META_FILE}: expected 'label_names', a list of 10 names")

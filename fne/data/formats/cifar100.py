@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fne.data.cifar10 import _NumpyOnlyUnpickler
+from fne.data.cifar_pickle import read_pickle
 from fne.data.dataset import ArrayReader, Dataset, OpenOptions, array_digest, register_format
 from fne.errors import DataError
 
@@ -33,16 +33,7 @@ def looks_like_cifar100(path: Path) -> bool:
 
 
 def _read(path: Path) -> dict:
-    if not path.is_file():
-        raise DataError(f"missing CIFAR-100 file {path}; expected {_LAYOUT}")
-    try:
-        with path.open("rb") as f:
-            content = _NumpyOnlyUnpickler(f, encoding="latin1").load()
-    except Exception as exc:  # any unpickling failure means a truncated or foreign file
-        raise DataError(f"corrupt CIFAR-100 file {path}: {type(exc).__name__}: {exc}; expected {_LAYOUT}") from exc
-    if not isinstance(content, dict):
-        raise DataError(f"corrupt CIFAR-100 file {path}: expected a pickled dict, got {type(content).__name__}")
-    return {k.decode("latin1") if isinstance(k, bytes) else str(k): v for k, v in content.items()}
+    return read_pickle(path, "CIFAR-100", _LAYOUT, _LAYOUT)
 
 
 def _read_split(path: Path, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
