@@ -73,13 +73,8 @@ def search(ctx: click.Context, out: Path | None, resume: Path | None, workers: i
     # Inputs are checked before run_search makes the run folder: bad input leaves no stub behind that would
     # block a retry with the same --out.
     resolve_device(config.device)
-    evaluator = _evaluator(config, workers, scheduler, progress)
     start = time.perf_counter()
-    try:
-        result = run_search(config, out, resume=resume, evaluator=evaluator, progress=progress)
-    finally:
-        if evaluator is not None:
-            evaluator.close()
+    result = run_search(config, out, resume=resume, progress=progress, workers=workers, scheduler=scheduler)
     minutes = (time.perf_counter() - start) / 60.0
     best = result.best
     click.echo(f"run directory: {result.run_dir}  ({minutes:.1f} min)")
@@ -106,13 +101,6 @@ def _check_resume_options(ctx: click.Context, config, values: dict) -> None:
             option = flag_of(field_)
             raise ConfigError(f"{option} {given} differs from the resumed run's {saved}; --resume continues with "
                               "the run's saved settings (leave the option out)")
-
-
-def _evaluator(config, workers: int, scheduler: str | None, progress: bool):
-    """The run's evaluator (in process, or dask workers / a scheduler): the same route as the Python API."""
-    from fne.run.search import default_evaluator
-
-    return default_evaluator(config, workers, scheduler, progress=progress and bool(workers or scheduler))
 
 
 def _absolute(path: str | Path | None) -> str | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from fne.genotopheno.batch_norm import without_running_stats
 from fne.genotopheno.network import count_flops, count_parameters
 from fne.genotopheno.spaces import SearchSpace
 
@@ -40,7 +41,8 @@ class BudgetCheck:
     def size(self, genotype: str) -> tuple[int, int]:
         """(params, flops) of the scored network (flops -1 when no FLOP bound asks for them)."""
         if genotype not in self.sizes:
-            with torch.random.fork_rng(devices=[]):
+            # Sizes need shapes only: on the meta device no weight is drawn or stored, nothing is computed.
+            with torch.random.fork_rng(devices=[]), torch.device("meta"), without_running_stats():
                 model = self.space.build(genotype, C=self.C, layers=self.layers, seed=0)
             flops = count_flops(model, (1, 3, 32, 32)) if self.budget.max_flops else -1
             self.sizes[genotype] = (count_parameters(model), flops)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from fne.errors import ConfigError
+from fne.genotopheno.batch_norm import batch_norm
 from fne.genotopheno.network import seeded
 from fne.genotopheno.ops import FactorizedReduce, Identity, OpRegistry, Zero
 
@@ -37,7 +38,7 @@ class ReLUConvBN(nn.Module):
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
             nn.Conv2d(C_in, C_out, kernel_size, stride=stride, padding=padding, bias=not affine),
-            nn.BatchNorm2d(C_out, affine=affine),
+            batch_norm(C_out, affine),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,7 +117,7 @@ class NB201Network(nn.Module):
     def __init__(self, ops: Sequence[str], C: int = 16, N: int = 5, num_classes: int = 10):
         super().__init__()
         self.ops = tuple(ops)
-        self.stem = nn.Sequential(nn.Conv2d(3, C, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(C))
+        self.stem = nn.Sequential(nn.Conv2d(3, C, kernel_size=3, padding=1, bias=False), batch_norm(C))
         self.cells = nn.ModuleList()
         C_prev = C
         for stage, width in enumerate((C, 2 * C, 4 * C)):
@@ -128,7 +129,7 @@ class NB201Network(nn.Module):
         self.searched_cells = tuple(i for i, cell in enumerate(self.cells) if isinstance(cell, InferCell))
         # NB201 uses ReLU(inplace=True) here; out-of-place gives the same values and is safe for hooks
         # and torch.func transforms.
-        self.lastact = nn.Sequential(nn.BatchNorm2d(C_prev), nn.ReLU(inplace=False))
+        self.lastact = nn.Sequential(batch_norm(C_prev), nn.ReLU(inplace=False))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C_prev, num_classes)
 

@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from fne.errors import ConfigError
+from fne.genotopheno.batch_norm import batch_norm
 from fne.genotopheno.cells import SearchCell
 from fne.genotopheno.genotype import Genotype
 
@@ -86,7 +87,7 @@ class Network(nn.Module):
         widths = stage_widths(genotype, C)
         layout = stage_layout(genotype, layers)
         C_stem = stem_multiplier * widths[0]
-        self.stem = nn.Sequential(nn.Conv2d(3, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem))
+        self.stem = nn.Sequential(nn.Conv2d(3, C_stem, 3, padding=1, bias=False), batch_norm(C_stem))
         C_prev_prev, C_prev = C_stem, C_stem
         self.cells = nn.ModuleList()
         reduction_prev = False

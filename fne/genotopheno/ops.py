@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from fne.errors import ConfigError, GenotypeError
+from fne.genotopheno.batch_norm import batch_norm
 from fne.registry import Registry
 
 OpFactory = Callable[[int, int, bool], nn.Module]
@@ -109,7 +110,7 @@ class ReLUConvBN(nn.Sequential):
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(C_in, C_out, kernel_size, stride=stride, padding=padding, bias=False),
-            nn.BatchNorm2d(C_out, affine=affine),
+            batch_norm(C_out, affine),
         )
 
 
@@ -122,7 +123,7 @@ class DilConv(nn.Sequential):
             nn.ReLU(inplace=False),
             nn.Conv2d(C_in, C_in, kernel_size, stride, padding, dilation=dilation, groups=C_in, bias=False),
             nn.Conv2d(C_in, C_out, 1, bias=False),
-            nn.BatchNorm2d(C_out, affine=affine),
+            batch_norm(C_out, affine),
         )
 
 
@@ -165,7 +166,7 @@ class FactorizedReduce(nn.Module):
         # Split C_out unevenly when it is odd so any channel width is legal.
         self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, padding=0, bias=False)
         self.conv_2 = nn.Conv2d(C_in, C_out - C_out // 2, 1, stride=2, padding=0, bias=False)
-        self.bn = nn.BatchNorm2d(C_out, affine=affine)
+        self.bn = batch_norm(C_out, affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)

@@ -29,8 +29,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -38,12 +37,11 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from fne.data.batches import probe_batch
-from fne.data.source import DEFAULT_IMAGE_SIZE, open_data
 from fne.device import resolve_device
 from fne.errors import ConfigError, FneError
 from fne.genotopheno.spaces import get_space
 from fne.run.evaluation import InProcessEvaluator
+from fne.run.probe_data import DataSpec, load_images, load_labels, probe_tensors  # noqa: F401 - re-exported
 from fne.scoring.fitness import HEURISTICS, score_genotypes
 
 try:  # dask is the optional `fne[dask]` extra: the in-process default must import without it
@@ -56,41 +54,6 @@ log = logging.getLogger(__name__)
 DASK_MISSING = "scale-out evaluation (--workers/--scheduler) needs dask: pip install 'fne[dask]'"
 # Columns of a score row when no candidate of a batch succeeded (score_genotypes' schema).
 ROW_COLUMNS = ("genotype", "params", "flops", "seconds", "device", "error")
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """The heuristic batch: a --data spec (None: the sample) at an image size; batch_size and seed as fitness's."""
-
-    data: str | None = None
-    batch_size: int | None = None
-    seed: int | None = None
-    image_size: int | None = DEFAULT_IMAGE_SIZE  # 0 / None: the dataset's own size
-
-
-def _probe(data_spec: DataSpec | str | Path | None, fitness_config: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    if data_spec is None or isinstance(data_spec, str | Path):
-        data_spec = DataSpec(None if data_spec is None else str(data_spec))
-    if not isinstance(data_spec, DataSpec):
-        raise ConfigError(f"data spec {data_spec!r}: expected a DataSpec, a data folder path, None or a tensor")
-    batch_size = fitness_config.batch_size if data_spec.batch_size is None else data_spec.batch_size
-    seed = fitness_config.seed if data_spec.seed is None else data_spec.seed
-    # Built on the CPU whatever the device: normalising on a GPU could differ in the last bit.
-    return probe_batch(open_data(data_spec.data, data_spec.image_size), batch_size, seed, "cpu")
-
-
-def load_images(data_spec: DataSpec | torch.Tensor | str | Path | None, fitness_config: Any) -> torch.Tensor:
-    """The heuristic image batch as a contiguous CPU float32 tensor (N,3,H,W), built once in the parent."""
-    if isinstance(data_spec, torch.Tensor):
-        return data_spec.detach().to("cpu", torch.float32).contiguous()
-    return _probe(data_spec, fitness_config)[0].contiguous()
-
-
-def load_labels(data_spec: DataSpec | torch.Tensor | str | Path | None, fitness_config: Any) -> torch.Tensor | None:
-    """The labels of load_images' batch (None when the batch was given as a bare tensor)."""
-    if isinstance(data_spec, torch.Tensor):
-        return None
-    return _probe(data_spec, fitness_config)[1].contiguous()
 
 
 # ---------------------------------------------------------------- the worker side
@@ -378,8 +341,10 @@ def make_evaluator(space_name: str, space_options: Mapping[str, Any] | None, dat
     if workers and scheduler:
         raise ConfigError("--workers and --scheduler exclude each other: give one of them")
     space = get_space(space_name, **dict(space_options or {}))
-    images = load_images(data_spec, fitness_config)
-    labels = load_labels(data_spec, fitness_config)
+    if isinstance(data_spec, torch.Tensor):
+        images, labels = load_images(data_spec, fitness_config), None
+    else:
+        images, labels = (t.contiguous() for t in probe_tensors(data_spec, fitness_config))
     if not workers and not scheduler:
         return _in_process(space, images, fitness_config, progress, labels)
     cluster = start_local_cluster(workers) if workers else None

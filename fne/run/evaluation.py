@@ -15,8 +15,9 @@ from typing import Protocol, runtime_checkable
 import pandas as pd
 import torch
 
+from fne.device import resolve_device
 from fne.genotopheno.spaces import SearchSpace
-from fne.scoring.fitness import FitnessConfig, score_genotypes
+from fne.scoring.fitness import DTYPES, FitnessConfig, score_genotypes
 
 
 @runtime_checkable
@@ -37,13 +38,17 @@ class Evaluator(Protocol):
 class InProcessEvaluator:
     """Scores in this process with `score_genotypes` on a fixed image batch."""
 
-    chunk_size = 1  # one genotype per call, so a progress bar moves per network
+    chunk_size = 1  # one genotype per call on the CPU, so a progress bar moves per network
 
     def __init__(self, space: SearchSpace, images: torch.Tensor, fitness_config: FitnessConfig,
                  progress: bool = False, labels: torch.Tensor | None = None):
         self.space = space
-        self.images = images
-        self.labels = labels  # for scores with a loss (ZiCo); None leaves them undefined
+        # On the scoring device once, not once per call (score_genotypes' own move is then a no-op).
+        device, dtype = resolve_device(fitness_config.device), DTYPES[fitness_config.dtype]
+        self.images = images[:fitness_config.batch_size].to(device=device, dtype=dtype)
+        self.labels = None if labels is None else labels[:fitness_config.batch_size].to(device, torch.long)
+        # On a GPU, several genotypes a call so that score_genotypes builds the next while one is probed.
+        self.chunk_size = 8 if device.type == "cuda" else 1
         self.fitness_config = fitness_config
         self.progress = progress
 

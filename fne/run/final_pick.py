@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from fne.data.dataset import Dataset
 from fne.data.source import open_data, uint8_images
 from fne.device import resolve_device
 from fne.evolution.individual import Individual, objective_matrix_of, table_of
@@ -30,13 +31,13 @@ log = logging.getLogger(__name__)
 
 
 def final_pick(config: SearchConfig, population: Sequence[Individual], evaluated: Sequence[Individual],
-               space: SearchSpace | None = None, progress: bool = False
+               space: SearchSpace | None = None, progress: bool = False, dataset: Dataset | None = None
                ) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame | None]:
     """final_population.csv (aggregate over itself, `best` flag), best.json's record and the finalists' table.
 
     The pool (config.final_pick) is ranked by the aggregate; with config.finalists its best distinct
     genotypes train briefly and finalists.py picks among them by training speed and the aggregate, else the
-    smallest aggregate wins.
+    smallest aggregate wins. `dataset` is the run's opened data (None: config.data is opened).
     """
     names = config.heuristics
     pool = list(population) if config.final_pick == "population" else list(evaluated)
@@ -45,7 +46,7 @@ def final_pick(config: SearchConfig, population: Sequence[Individual], evaluated
     chosen = shortlist([ind.genotype for ind in pool], scores, config.finalists)
     if len(chosen) > 1:  # one distinct candidate (or finalists 0 or 1) leaves nothing to decide
         winner, finalists = _run_finalists(config, space or get_space(config.space), pool, scores, chosen,
-                                           progress)
+                                           progress, dataset)
     own = decorate(population, config.objectives, names, config.ranking())
     final = table_of(population, names, {**own.columns(), "best": [ind.id == pool[winner].id for ind in population]})
     if config.final_pick == "population" and finalists is None:  # decorated over the final population
@@ -69,11 +70,13 @@ def picked_by_finalists(count: int) -> str:
 
 
 def _run_finalists(config: SearchConfig, space: SearchSpace, pool: Sequence[Individual], scores: np.ndarray,
-                   chosen: list[int], progress: bool = False) -> tuple[int, pd.DataFrame]:
+                   chosen: list[int], progress: bool = False, dataset: Dataset | None = None
+                   ) -> tuple[int, pd.DataFrame]:
     """(index in pool of the winner, finalists.csv) of the short training of the `chosen` best genotypes."""
     settings = config.finalist_config()
     device = resolve_device(config.device)
-    dataset = open_data(config.data, config.image_size)
+    if dataset is None:
+        dataset = open_data(config.data, config.image_size)
     positions = stream_positions(dataset.train_size, settings)  # only what the stream reads, in its order
     images = uint8_images(dataset, positions, "train", device)
     labels = torch.from_numpy(dataset.train_labels[positions].astype(np.int64)).to(device)

@@ -27,6 +27,7 @@ import pandas as pd
 
 from fne.data.batches import probe_positions, to_tensors
 from fne.data.cifar10 import train_val_split
+from fne.data.dataset import Dataset
 from fne.data.ground_truth import accuracy_by_genotype, read_ground_truth
 from fne.data.source import data_record, open_data
 from fne.device import resolve_device
@@ -44,7 +45,7 @@ from fne.run.config import (
     config_from_dict,
     run_config_dict,
 )
-from fne.run.distributed import DataSpec, make_evaluator
+from fne.run.distributed import make_evaluator
 from fne.run.evaluation import Evaluator
 from fne.run.final_pick import final_pick, picked_by_finalists
 from fne.run.progress import ProgressBars
@@ -70,11 +71,15 @@ class SearchResult:
 
 
 def default_evaluator(config: SearchConfig, workers: int = 0, scheduler: str | None = None,
-                      progress: bool = False) -> Evaluator:
-    """The evaluator a config asks for: in process by default, or on dask workers / a scheduler."""
-    num_classes = open_data(config.data, config.image_size).num_classes
-    return make_evaluator(config.space, None, DataSpec(config.data, image_size=config.image_size),
-                          config.fitness_config(num_classes), workers=workers, scheduler=scheduler, progress=progress)
+                      progress: bool = False, dataset: Dataset | None = None) -> Evaluator:
+    """The evaluator a config asks for: in process by default, or on dask workers / a scheduler.
+
+    `dataset` is the run's opened data (run_search opens it once); None opens config.data here.
+    """
+    if dataset is None:
+        dataset = open_data(config.data, config.image_size)
+    return make_evaluator(config.space, None, dataset, config.fitness_config(dataset.num_classes), workers=workers,
+                          scheduler=scheduler, progress=progress)
 
 
 def load_ground_truth(space: SearchSpace, path: str | Path) -> dict[str, float]:
@@ -82,9 +87,11 @@ def load_ground_truth(space: SearchSpace, path: str | Path) -> dict[str, float]:
     return accuracy_by_genotype(read_ground_truth(path, space))
 
 
-def tournament_tensors(config: SearchConfig) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+def tournament_tensors(config: SearchConfig, dataset: Dataset | None = None
+                       ) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
     """(train, held_out) image/label tensors of the tournaments: a seeded half/half split of the images."""
-    dataset = open_data(config.data, config.image_size)
+    if dataset is None:
+        dataset = open_data(config.data, config.image_size)
     labels = dataset.train_labels
     positions = np.arange(len(labels))
     if len(labels) > config.tournament_images:  # the class-balanced draw of cifar10.subset
@@ -96,11 +103,15 @@ def tournament_tensors(config: SearchConfig) -> tuple[tuple[Any, Any], tuple[Any
                                                                               device)
 
 
-def build_evolution(space: SearchSpace, config: SearchConfig, listener: Any = None) -> Evolution:
-    """The loop of a config: Pareto survival, tournaments every tournament_every-th generation, its ranking."""
+def build_evolution(space: SearchSpace, config: SearchConfig, listener: Any = None,
+                    dataset: Dataset | None = None) -> Evolution:
+    """The loop of a config: Pareto survival, tournaments every tournament_every-th generation, its ranking.
+
+    `dataset`, the run's opened data, feeds the tournaments (None: opened when the first one plays).
+    """
     tournament = None
     if config.tournament_every:
-        images = functools.cache(lambda: tournament_tensors(config))  # loaded when the first tournament plays
+        images = functools.cache(lambda: tournament_tensors(config, dataset))  # loaded when the first one plays
         settings, device = config.tournament_config(), resolve_device(config.device)
 
         def play(genotypes: Sequence[str], generation: int, number: int) -> TournamentResult:
@@ -133,9 +144,13 @@ def score_candidates(candidates: Sequence[Candidate], evaluator: Evaluator, heur
 
 
 def run_search(config: SearchConfig, out: str | Path | None = None, *, resume: str | Path | None = None,
-               evaluator: Evaluator | None = None, progress: bool = True,
-               stop_after: int | None = None) -> SearchResult:
-    """Start a search in the new folder `out`, or continue the run in `resume`; returns the run's result."""
+               evaluator: Evaluator | None = None, progress: bool = True, stop_after: int | None = None,
+               workers: int = 0, scheduler: str | None = None) -> SearchResult:
+    """Start a search in the new folder `out`, or continue the run in `resume`; returns the run's result.
+
+    The run opens its data once and hands the Dataset to its evaluator (in process, or `workers` local dask
+    processes, or the cluster at `scheduler`, unless `evaluator` is given), tournaments and finalists.
+    """
     if (out is None) == (resume is None):
         raise ConfigError("give exactly one of --out RUN_DIR (a new run) or --resume RUN_DIR")
     checkpoint = None
@@ -160,9 +175,12 @@ def run_search(config: SearchConfig, out: str | Path | None = None, *, resume: s
         rundir.prepare_new_run(run_dir)  # the recorder writes config.json into it
     owned = evaluator is None
     try:
-        evaluator = default_evaluator(config) if evaluator is None else evaluator
+        if evaluator is None:
+            evaluator = default_evaluator(config, workers, scheduler, progress and bool(workers or scheduler),
+                                          dataset)
         with run_log(run_dir):
-            return _drive(config, space, run_dir, config_dict, checkpoint, evaluator, truth, progress, stop_after)
+            return _drive(config, space, run_dir, config_dict, checkpoint, evaluator, truth, progress, stop_after,
+                          dataset)
     except BaseException:
         if resume is None and not (run_dir / "checkpoint.json").exists():
             rundir.remove_unstarted_run(run_dir, created)  # nothing completed: no stub blocks a retry
@@ -174,11 +192,11 @@ def run_search(config: SearchConfig, out: str | Path | None = None, *, resume: s
 
 def _drive(config: SearchConfig, space: SearchSpace, run_dir: Path, config_dict: dict[str, Any],
            checkpoint: dict[str, Any] | None, evaluator: Evaluator, truth: Mapping[str, float] | None,
-           progress: bool, stop_after: int | None) -> SearchResult:
+           progress: bool, stop_after: int | None, dataset: Dataset) -> SearchResult:
     recorder = RunRecorder(run_dir, config, config_dict)
     evaluated: list[Individual] = []
     bars = ProgressBars(config.generations, 0, config.heuristics, progress)
-    evolution = build_evolution(space, config, bars)
+    evolution = build_evolution(space, config, bars, dataset)
     if checkpoint is not None:
         state = recorder.restore(checkpoint)
         evolution.restore(state.generation, state.next_id, state.population, state.seen)
@@ -195,7 +213,7 @@ def _drive(config: SearchConfig, space: SearchSpace, run_dir: Path, config_dict:
         bars.close()
     best = None
     if evolution.done:
-        final, best, finalists = final_pick(config, evolution.population, evaluated, space, progress)
+        final, best, finalists = final_pick(config, evolution.population, evaluated, space, progress, dataset)
         recorder.finish(final, best, finalists)
         accuracy = "" if np.isnan(best.get("true_accuracy", np.nan)) else f", true accuracy {best['true_accuracy']}%"
         log.info("best by %s: %s (id %s, rank_combined %s%s)", config.aggregate, best["genotype"], best["id"],

@@ -23,64 +23,99 @@ negative eigenvalues (float rounding of a PSD matrix) are clipped to 0 instead o
 
 from __future__ import annotations
 
-import numpy as np
+from collections import defaultdict
 
-from fne.scoring.heuristics import HeuristicContext, ScoreUndefined, register_heuristic
+import numpy as np
+import torch
+
+from fne.scoring.heuristics import HeuristicContext, PendingScore, ScoreUndefined, register_heuristic
 
 ENTROPY_EPSILON = 1e-8  # AZ-NAS: log(p + 1e-8)
 SINGULAR_EPSILON = 1e-6  # AZ-NAS: 1 / (sigma_max + 1e-6)
+CONSTANT_BLOCK = "a block output is constant (zero feature covariance)"
 
 
-def eigen_entropy(covariance: np.ndarray) -> float:
-    """Entropy -sum p log(p + 1e-8) of the normalised eigenvalues p of a covariance (AZ-NAS expressivity)."""
-    eigenvalues = np.clip(np.linalg.eigvalsh(np.asarray(covariance, dtype=np.float64)), 0.0, None)
-    total = eigenvalues.sum()
-    if not np.isfinite(total) or total <= 0:
-        raise ScoreUndefined("a block output is constant (zero feature covariance)")
+def eigen_entropies(covariances: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Entropy -sum p log(p + 1e-8) of the normalised eigenvalues p of each (B, C, C) covariance, in float64.
+
+    Also returns, per covariance, whether it is constant (zero or non-finite trace): its entropy is undefined.
+    """
+    eigenvalues = torch.linalg.eigvalsh(covariances.double()).clamp_(min=0.0)
+    total = eigenvalues.sum(-1, keepdim=True)
     p = eigenvalues / total
-    return float(np.sum(-p * np.log(p + ENTROPY_EPSILON)))
+    return -(p * torch.log(p + ENTROPY_EPSILON)).sum(-1), ~(torch.isfinite(total) & (total > 0)).squeeze(-1)
 
 
-def block_entropies(context: HeuristicContext) -> np.ndarray:
-    """The eigen-entropy of every block output, in forward order."""
-    covariances = context.probe.features.block_covariances
+def eigen_entropy(covariance: np.ndarray | torch.Tensor) -> float:
+    """The eigen-entropy of one covariance (AZ-NAS expressivity's term); ScoreUndefined when it is constant."""
+    entropy, constant = eigen_entropies(torch.as_tensor(np.asarray(covariance, dtype=np.float64))[None])
+    if bool(constant[0]):
+        raise ScoreUndefined("a block output is constant (zero feature covariance)")
+    return float(entropy[0])
+
+
+def block_entropies(context: HeuristicContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """The eigen-entropy of every block output in forward order, and whether some block output is constant.
+
+    Covariances of the same size are decomposed in one batched call; expressivity and progressivity share
+    the result (the probe's memo).
+    """
+    features = context.probe.features
+    covariances = features.block_covariances
     if not covariances:
         raise ScoreUndefined("no block produced a (N, C, H, W) feature map")
-    return np.array([eigen_entropy(c) for c in covariances])
+    if "block_entropies" not in features.memo:
+        by_size: dict[int, list[int]] = defaultdict(list)
+        for index, covariance in enumerate(covariances):
+            by_size[covariance.shape[0]].append(index)
+        parts = [eigen_entropies(torch.stack([covariances[i] for i in indices])) for indices in by_size.values()]
+        order = [i for indices in by_size.values() for i in indices]
+        entropies, constant = (torch.cat(column) if len(parts) > 1 else column[0] for column in zip(*parts))
+        if order != sorted(order):  # back to forward order
+            entropies = entropies[torch.tensor(order, device=entropies.device).argsort()]
+        features.memo["block_entropies"] = (entropies, constant.any())
+    return features.memo["block_entropies"]
 
 
-def block_trainability(cross: np.ndarray) -> float:
-    """AZ-NAS's per-block score 2 - s - 1/(s + 1e-6), s the largest singular value of the cross-covariance."""
-    if not np.all(np.isfinite(cross)):
-        raise ScoreUndefined("non-finite gradient through a block")
-    top = float(np.linalg.svd(cross, compute_uv=False).max()) if cross.size else 0.0
+def block_trainability(crosses: torch.Tensor) -> torch.Tensor:
+    """AZ-NAS's per-block score 2 - s - 1/(s + 1e-6), s the largest singular value of each (B, m, n) matrix."""
+    top = torch.linalg.matrix_norm(crosses.double(), ord=2)
     return 2.0 - top - 1.0 / (top + SINGULAR_EPSILON)
 
 
 @register_heuristic("az_expressivity", needs=("block_features",))
-def az_expressivity(context: HeuristicContext) -> float:
+def az_expressivity(context: HeuristicContext) -> PendingScore:
     """-s_E: minus AZ-NAS expressivity, the summed eigen-entropy of the block outputs' feature covariances."""
-    return -float(block_entropies(context).sum())
+    entropies, constant = block_entropies(context)
+    return PendingScore(-entropies.sum(), ((constant, CONSTANT_BLOCK),))
 
 
 @register_heuristic("az_progressivity", needs=("block_features",))
-def az_progressivity(context: HeuristicContext) -> float:
+def az_progressivity(context: HeuristicContext) -> PendingScore:
     """-s_P: minus AZ-NAS progressivity, the smallest entropy increase between consecutive block outputs."""
-    entropies = block_entropies(context)
+    entropies, constant = block_entropies(context)
     if len(entropies) < 2:
         raise ScoreUndefined("progressivity needs at least two blocks")
-    return -float(np.min(np.diff(entropies)))
+    return PendingScore(-torch.diff(entropies).min(), ((constant, CONSTANT_BLOCK),))
 
 
 @register_heuristic("az_trainability", needs=("block_grads",))
-def az_trainability(context: HeuristicContext) -> float:
+def az_trainability(context: HeuristicContext) -> PendingScore:
     """-s_T: minus AZ-NAS trainability, the mean over block pairs of 2 - sigma_max - 1/(sigma_max + 1e-6).
 
     An identity block (its backward returns the signal unchanged) makes AZ-NAS's score -inf: undefined here.
     """
-    crosses = context.probe.features.block_cross
+    features = context.probe.features
+    crosses = features.block_cross
     if not crosses:
         raise ScoreUndefined("trainability needs at least two blocks")
-    if any(cross is None for cross in crosses):
-        raise ScoreUndefined("a block is the identity (AZ-NAS trainability -inf)")
-    return -float(np.mean([block_trainability(cross) for cross in crosses]))
+    by_shape: dict[tuple[int, ...], list[torch.Tensor]] = defaultdict(list)
+    for cross in crosses:
+        by_shape[tuple(cross.shape)].append(cross)
+    stacks = [torch.stack(group) for group in by_shape.values()]
+    scores = torch.cat([block_trainability(stack) for stack in stacks])
+    finite = torch.stack([torch.isfinite(stack).all() for stack in stacks]).all()
+    undefined = [(~finite, "non-finite gradient through a block")]
+    if features.block_identity is not None:
+        undefined.insert(0, (features.block_identity, "a block is the identity (AZ-NAS trainability -inf)"))
+    return PendingScore(-scores.mean(), tuple(undefined))

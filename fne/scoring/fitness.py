@@ -36,12 +36,14 @@ from fne.scoring.heuristics import (
     LABEL_NEEDS,
     NTK_METHODS,
     HeuristicContext,
+    PendingScore,
     ProbeSettings,
     ScoreUndefined,
     probe_network,
     register_heuristic,
 )
-from fne.scoring.jacobians import NORM_MODES, ActivationBytes
+from fne.scoring.jacobians import NORM_MODES
+from fne.scoring.networks import BuildAhead
 
 __all__ = ["DEFAULT_HEURISTICS", "HEURISTICS", "ORIGINAL_HEURISTICS", "RECOMMENDED_HEURISTICS", "FitnessConfig",
            "candidate_seed", "needs_labels", "register_heuristic", "score_genotypes", "score_network",
@@ -133,6 +135,16 @@ def score_network(model: torch.nn.Module, images: torch.Tensor, config: FitnessC
     `labels` (one class per image) serve the loss-based scores, `seed` the probe's random signals;
     `params` and `flops`, when already counted, save the complexity scores a count.
     """
+    scores, errors, _ = _score_model(model, images, config, activation_bytes, labels=labels, seed=seed,
+                                     params=params, flops=flops)
+    return scores, errors
+
+
+def _score_model(model: torch.nn.Module, images: torch.Tensor, config: FitnessConfig,
+                 activation_bytes: int | None = None, *, labels: torch.Tensor | None = None, seed: int = 0,
+                 params: int | None = None, flops: int | None = None
+                 ) -> tuple[dict[str, float], dict[str, str], int | None]:
+    # score_network, plus the FLOPs of one image when the probe's forward counted them (else None).
     _check_heuristics(config.heuristics)
     wanted = [HEURISTICS[name] for name in config.heuristics]
     needs = frozenset().union(*(h.needs for h in wanted))
@@ -144,20 +156,55 @@ def score_network(model: torch.nn.Module, images: torch.Tensor, config: FitnessC
     except Exception as error:  # noqa: BLE001 - a broken candidate must not stop a search
         reason = f"probe failed: {type(error).__name__}: {error}".splitlines()[0]
         log.debug("probe failed", exc_info=True)
-        return scores, {h.name: reason for h in wanted}
+        return scores, {h.name: reason for h in wanted}, None
+    if flops is None and probe.features is not None:
+        flops = probe.features.flops
     context = HeuristicContext(model, images, settings, probe, labels, params, flops)
+    pending: dict[str, PendingScore] = {}
     for heuristic in wanted:
         try:
-            value = float(heuristic.fn(context))
-            if not math.isfinite(value):
-                raise ScoreUndefined(f"returned {value}")
-            scores[heuristic.name] = value
+            value = heuristic.fn(context)
+            if isinstance(value, torch.Tensor):
+                value = PendingScore(value)
+            if isinstance(value, PendingScore):
+                pending[heuristic.name] = value
+                continue
+            scores[heuristic.name] = _finite(float(value))
         except ScoreUndefined as reason:
             errors[heuristic.name] = str(reason)
         except Exception as error:  # noqa: BLE001 - a user heuristic may fail on one network
             errors[heuristic.name] = f"{type(error).__name__}: {error}".splitlines()[0]
             log.debug("heuristic %s failed", heuristic.name, exc_info=True)
-    return scores, errors
+    for name, outcome in resolve_pending(pending).items():
+        if isinstance(outcome, str):
+            errors[name] = outcome
+        else:
+            scores[name] = outcome
+    errors = {h.name: errors[h.name] for h in wanted if h.name in errors}  # in the heuristics' order
+    return scores, errors, flops
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ScoreUndefined(f"returned {value}")
+    return value
+
+
+def resolve_pending(pending: dict[str, PendingScore]) -> dict[str, float | str]:
+    """Bring every pending score and condition to the host in one transfer: each its value, or why it is undefined."""
+    if not pending:
+        return {}
+    values = [p.value.reshape(()).to(torch.float64) for p in pending.values()]
+    conditions = [condition.reshape(()).to(torch.float64) for p in pending.values() for condition, _ in p.undefined]
+    numbers = torch.stack(values + conditions).tolist()
+    outcomes: dict[str, float | str] = {}
+    position = len(values)
+    for (name, score), value in zip(pending.items(), numbers[:len(values)], strict=True):
+        flags = numbers[position:position + len(score.undefined)]
+        position += len(score.undefined)
+        reason = next((text for flag, (_, text) in zip(flags, score.undefined, strict=True) if flag), None)
+        outcomes[name] = reason if reason is not None else (value if math.isfinite(value) else f"returned {value}")
+    return outcomes
 
 
 def score_genotypes(space: SearchSpace, genotypes: Sequence[str], images: torch.Tensor, config: FitnessConfig,
@@ -181,25 +228,31 @@ def score_genotypes(space: SearchSpace, genotypes: Sequence[str], images: torch.
         labels = labels[:config.batch_size].to(device=device, dtype=torch.long)
     canonical = [space.canonical(g) for g in genotypes]  # GenotypeError up front, before any work
     rows = []
-    for genotype, key in tqdm(list(zip(genotypes, canonical, strict=True)), desc="scoring", unit="arch",
-                              disable=not progress, leave=False):
-        rows.append(_score_one(space, genotype, key, batch, labels, config, device, dtype))
+    # On a GPU the next network is built while the current one is probed (networks.py).
+    builds = BuildAhead(space, config.C, config.layers, config.num_classes, device, dtype,
+                        ahead=device.type == "cuda" and len(canonical) > 1)
+    try:
+        for index, (genotype, key) in enumerate(tqdm(list(zip(genotypes, canonical, strict=True)), desc="scoring",
+                                                     unit="arch", disable=not progress, leave=False)):
+            if index + 1 < len(canonical):
+                builds.prepare(canonical[index + 1], candidate_seed(config.seed, canonical[index + 1]))
+            rows.append(_score_one(genotype, key, batch, labels, config, builds))
+    finally:
+        builds.close()
     columns = ["genotype", *config.heuristics, "params", "flops", "seconds", "device", "error"]
     return pd.DataFrame(rows, columns=columns)
 
 
-def _score_one(space: SearchSpace, genotype: str, canonical: str, batch: torch.Tensor, labels: torch.Tensor | None,
-               config: FitnessConfig, device: torch.device, dtype: torch.dtype) -> dict[str, object]:
+def _score_one(genotype: str, canonical: str, batch: torch.Tensor, labels: torch.Tensor | None,
+               config: FitnessConfig, builds: BuildAhead) -> dict[str, object]:
     start = time.perf_counter()
     per_repeat: dict[str, list[float]] = {name: [] for name in config.heuristics}
     errors: dict[str, str] = {}
     params = flops = -1
-    activation_bytes = None
     for repeat in range(config.repeats):
         seed = candidate_seed(config.seed, canonical, repeat)
         try:
-            model = space.build(canonical, C=config.C, layers=config.layers, num_classes=config.num_classes,
-                                seed=seed).to(device=device, dtype=dtype)
+            model = builds.network(canonical, seed)
         except ConfigError:
             raise  # C/layers wrong for this space: every candidate would fail the same way
         except Exception as error:  # noqa: BLE001 - recorded, the search goes on
@@ -207,9 +260,10 @@ def _score_one(space: SearchSpace, genotype: str, canonical: str, batch: torch.T
             break
         if repeat == 0:
             params = count_parameters(model)
-            flops, activation_bytes = _flops_and_activation_bytes(model, batch)
-        scores, failed = score_network(model, batch, config, activation_bytes, labels=labels, seed=seed,
-                                       params=params, flops=flops if flops >= 0 else None)
+        scores, failed, counted = _score_model(model, batch, config, labels=labels, seed=seed, params=params,
+                                               flops=flops if flops >= 0 else None)
+        if repeat == 0:
+            flops = counted if counted is not None else _count_flops(model, batch)
         for name, value in scores.items():
             per_repeat[name].append(value)
         for name, reason in failed.items():
@@ -219,18 +273,15 @@ def _score_one(space: SearchSpace, genotype: str, canonical: str, batch: torch.T
         values = per_repeat[name]
         # Any undefined repeat makes the mean undefined: +inf, the worst, as for a single init.
         row[name] = float(np.mean(values)) if values and all(map(math.isfinite, values)) else math.inf
-    row.update(params=params, flops=flops, seconds=time.perf_counter() - start, device=str(device),
+    row.update(params=params, flops=flops, seconds=time.perf_counter() - start, device=str(builds.device),
                error="; ".join(f"{name}: {reason}" for name, reason in errors.items()))
     return row
 
 
-def _flops_and_activation_bytes(model: torch.nn.Module, batch: torch.Tensor) -> tuple[int, int | None]:
-    # One single-image forward gives both the FLOPs and the probe's memory estimate.
-    counter = ActivationBytes()
+def _count_flops(model: torch.nn.Module, batch: torch.Tensor) -> int:
+    # The FLOP count's own forward, when the probe's forward did not count them (FlopCounterMode).
     try:
-        with counter.counting(model):
-            flops = count_flops(model, (1, *batch.shape[1:]))
-        return flops, counter.total
+        return count_flops(model, (1, *batch.shape[1:]))
     except Exception:  # noqa: BLE001 - FLOPs are informative only
         log.debug("FLOP count failed", exc_info=True)
-        return -1, None
+        return -1

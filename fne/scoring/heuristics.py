@@ -37,7 +37,7 @@ from fne.scoring.jacobians import (
 )
 from fne.scoring.per_sample_grads import UnsupportedModel, ntk_by_layer_hooks
 from fne.scoring.probe_features import FEATURE_NEEDS, FeatureProbe, probe_features
-from fne.scoring.probe_gradients import loss_gradients, synflow_by_layer
+from fne.scoring.probe_gradients import LossGradients, loss_gradients, synflow_by_layer
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +67,25 @@ class NetworkProbe:
     """Quantities measured once per network and shared by the heuristics (None when not asked for)."""
 
     ntk_kernel: np.ndarray | None = None  # float64 N x N, K = J J^T of per-sample parameter gradients
-    hamming_kernel: np.ndarray | None = None  # float64 N x N, ReLU codes on which samples agree
+    hamming_kernel: torch.Tensor | None = None  # float64 N x N on the probe's device, ReLU codes samples share
     relu_units: int = 0
     input_grads: np.ndarray | None = None  # float64 N x D, d(sum of sample i's logits)/d(x_i)
     ntk_method: str = ""  # which implementation produced the NTK
     features: FeatureProbe | None = None  # the hooked forward's measurements (probe_features.py)
-    loss_grads: tuple[np.ndarray, ...] | None = None  # ZiCo: per weight, (splits, numel); None without labels
+    loss_grads: LossGradients | None = None  # ZiCo: the weights' loss gradients per split; None without labels
     synflow: np.ndarray | None = None  # per Conv2d/Linear weight, sum |theta * dR/dtheta|
+
+
+@dataclass(frozen=True)
+class PendingScore:
+    """A score still on the device: its 0-dim value, and 0-dim bool conditions under which it is undefined.
+
+    Heuristics may return one instead of a float, so that every score of a network reaches the host in one
+    transfer (fitness.score_network); the first true condition's reason is recorded, as a ScoreUndefined's.
+    """
+
+    value: torch.Tensor
+    undefined: tuple[tuple[torch.Tensor, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,23 +147,23 @@ def probe_network(model: nn.Module, images: torch.Tensor, needs: Iterable[str],
     hamming = HammingKernel(images.shape[0], images.device) if "hamming" in needs else None
     feature_needs = needs & set(FEATURE_NEEDS)
     mode = batch_level_mode(settings.batch_norm)
-    # NASWOT's codes ride on the Jacobian pass when there is one (as before), else on the feature forward
-    # when that runs in the same BatchNorm mode (so the codes never depend on what else is asked for).
-    shared = hamming is not None and bool(feature_needs) and mode == settings.batch_norm
-    jacobian_pass = bool(needs & {"ntk", "input_grads"}) or (hamming is not None and not shared)
+    # NASWOT's codes ride on the Jacobian pass when there is one (as before), else on the feature forward: a
+    # train-mode forward has the values of the frozen one (codes can differ only where a unit's input rounds
+    # to zero), and it saves the forward of its own that the codes took before.
+    jacobian_pass = bool(needs & {"ntk", "input_grads"})
     kernel = grads = None
     method = ""
     if jacobian_pass:
         kernel, grads, method = _probe_jacobians(model, images, needs, settings, hamming, activation_bytes)
     features = None
-    if feature_needs:
+    if feature_needs or (hamming is not None and not jacobian_pass):
         features = probe_features(model, images, feature_needs, mode, seed, None if jacobian_pass else hamming)
     loss_grads = None
     if "loss_grads" in needs and labels is not None:  # without labels the heuristic reports why
         loss_grads = loss_gradients(model, images, labels, mode)
     return NetworkProbe(
         ntk_kernel=kernel,
-        hamming_kernel=hamming.kernel.cpu().numpy() if hamming is not None else None,
+        hamming_kernel=hamming.kernel if hamming is not None else None,
         relu_units=hamming.units if hamming is not None else 0,
         input_grads=grads.double().cpu().numpy() if grads is not None else None,
         ntk_method=method,
@@ -175,15 +187,11 @@ def batch_level_mode(batch_norm: str) -> str:
 def _probe_jacobians(model: nn.Module, images: torch.Tensor, needs: frozenset[str], settings: ProbeSettings,
                      hamming: HammingKernel | None, activation_bytes: int | None
                      ) -> tuple[np.ndarray | None, torch.Tensor | None, str]:
-    # The original probe of the three Jacobian scores, unchanged: NTK (+ input grads), or input grads, or codes.
+    # The original probe of the Jacobian scores, unchanged: NTK (+ input grads), or input grads.
     if "ntk" in needs:
         return _probe_ntk(model, images, settings, hamming, "input_grads" in needs, activation_bytes)
-    if "input_grads" in needs:
-        with batch_norm_mode(model, settings.batch_norm), _recording(hamming, model):
-            return None, input_jacobian(model, images), ""
-    with torch.no_grad(), batch_norm_mode(model, settings.batch_norm), _recording(hamming, model):
-        model(images)
-    return None, None, ""
+    with batch_norm_mode(model, settings.batch_norm), _recording(hamming, model):
+        return None, input_jacobian(model, images), ""
 
 
 def _recording(hamming: HammingKernel | None, model: nn.Module) -> AbstractContextManager:
@@ -265,21 +273,29 @@ def condition_number(kernel: np.ndarray) -> float:
 
 
 @register_heuristic("linear_regions", needs=("hamming",))
-def hamming_logdet(context: HeuristicContext) -> float:
+def hamming_logdet(context: HeuristicContext) -> PendingScore:
     """NASWOT (Mellor et al., ICML 2021, eq. 2): -log|K_H|, K_H,ij = N_A - d_H(c_i, c_j) over ReLU codes.
 
     c_i is the binary code (pre-activation > 0) of sample i at every unit of every nn.ReLU; K_H counts
     the units on which two samples agree. NASWOT maximises log|K_H|; fne minimises its negative.
-    Computed with slogdet in float64 (never a raw det); a non-positive determinant is +inf.
+    Computed with slogdet in float64 on the probe's device (never a raw det); a non-positive determinant
+    is +inf.
     """
-    return -log_abs_det(context.probe.hamming_kernel)
+    kernel = context.probe.hamming_kernel
+    if kernel is None or kernel.numel() == 0 or context.probe.relu_units == 0:
+        raise ScoreUndefined("Hamming kernel is empty or non-finite (no ReLU units?)")
+    sign, logdet = torch.linalg.slogdet(kernel)
+    return PendingScore(-logdet, (
+        (~torch.isfinite(kernel).all(), "Hamming kernel is empty or non-finite (no ReLU units?)"),
+        ((sign <= 0) | ~torch.isfinite(logdet), "Hamming kernel singular (samples share their activation pattern)")))
 
 
-def log_abs_det(kernel: np.ndarray) -> float:
+def log_abs_det(kernel: np.ndarray | torch.Tensor) -> float:
     """log det of a PSD kernel via slogdet; ScoreUndefined when singular or non-finite."""
+    kernel = np.asarray(kernel, dtype=np.float64)
     if kernel.size == 0 or not np.all(np.isfinite(kernel)):
         raise ScoreUndefined("Hamming kernel is empty or non-finite (no ReLU units?)")
-    sign, logdet = np.linalg.slogdet(kernel.astype(np.float64))
+    sign, logdet = np.linalg.slogdet(kernel)
     if sign <= 0 or not np.isfinite(logdet):
         raise ScoreUndefined("Hamming kernel singular (samples share their activation pattern)")
     return float(logdet)

@@ -20,6 +20,7 @@ torch.func `vmap(grad(...))` over `functional_call` (any module type), and the p
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
@@ -37,6 +39,7 @@ NORM_MODES = ("frozen", "eval", "train")
 # as a multiple of the bytes of all leaf-module outputs of one forward (conservative; see the benchmark).
 ACTIVATION_OVERHEAD = 4.0
 HAS_POPCOUNT = hasattr(np, "bitwise_count")  # numpy >= 2.0
+EXACT_FLOAT32_SUM = 2**24  # a float32 sum of 0/1 terms is exact up to this many
 
 BatchStats = list[tuple[torch.Tensor, torch.Tensor] | None]
 
@@ -125,43 +128,52 @@ def _frozen_stats_hook(index: int, recorded: BatchStats, live: bool) -> Callable
 class HammingKernel:
     """Accumulates K_ij = number of ReLU units on which samples i and j agree (Mellor et al. 2021).
 
-    On CPU the binary codes are bit-packed and K = N_A - popcount(c_i XOR c_j), about five times faster
-    than a float matmul and exact; on CUDA, K = N_A - |c_i| - |c_j| + 2 c_i.c_j by matmul (exact integers
-    in float32 below 2**24 units per layer).
+    The codes stay on the device until the kernel is read. On CPU they are bit-packed as they come and
+    K = N_A - popcount(c_i XOR c_j) is counted once at the end with numpy's popcount (about five times
+    faster than a float matmul, exact); on CUDA, K = N_A - |c_i| - |c_j| + 2 c_i.c_j by one matmul per batch
+    of codes (integers, exact in float32 up to 2**24 units a matmul, accumulated in float64).
     """
 
     def __init__(self, n: int, device: torch.device | str):
         self.n = n
         self.device = torch.device(device)
         self.units = 0
-        self._packed: list[np.ndarray] = []
-        self._agree = torch.zeros(n, n, dtype=torch.float64, device=self.device)
+        self._packed: list[torch.Tensor] = []
+        self._agree: torch.Tensor | None = None
 
     def reset(self) -> None:
         """Forget everything recorded so far."""
         self._packed.clear()
-        self._agree.zero_()
+        self._agree = None
         self.units = 0
 
     def add(self, pre_activation: torch.Tensor) -> None:
         """Add one ReLU layer's binary codes (pre-activation > 0) of every sample."""
         with torch.no_grad():
-            codes = (pre_activation > 0).reshape(pre_activation.shape[0], -1)
-            self.units += codes.shape[1]
-            if codes.is_cuda or not HAS_POPCOUNT:
-                codes = codes.to(torch.float32)
-                active = codes.sum(1, dtype=torch.float64)
-                self._agree += (2.0 * (codes @ codes.T).double() - active[:, None] - active[None, :]
-                                + codes.shape[1])
+            self.add_codes((pre_activation > 0).reshape(pre_activation.shape[0], -1))
+
+    def add_codes(self, positive: torch.Tensor) -> None:
+        """Add the binary codes of some units: a bool (N, units) matrix, True where a unit is active."""
+        with torch.no_grad():
+            self.units += positive.shape[1]
+            if positive.is_cuda or not HAS_POPCOUNT:
+                for start in range(0, positive.shape[1], EXACT_FLOAT32_SUM):
+                    codes = positive[:, start:start + EXACT_FLOAT32_SUM].to(torch.float32)
+                    gram = (codes @ codes.T).double()
+                    active = gram.diagonal()
+                    agree = 2.0 * gram - active[:, None] - active[None, :] + codes.shape[1]
+                    self._agree = agree if self._agree is None else self._agree + agree
             else:
-                self._packed.append(np.packbits(codes.numpy(), axis=1))
+                self._packed.append(pack_bits(positive))
 
     @property
     def kernel(self) -> torch.Tensor:
         """The float64 N x N agreement kernel of everything recorded so far."""
+        agree = self._agree if self._agree is not None else torch.zeros(self.n, self.n, dtype=torch.float64,
+                                                                         device=self.device)
         if not self._packed:
-            return self._agree.clone()
-        packed = np.concatenate(self._packed, axis=1)
+            return agree.clone()
+        packed = (torch.cat(self._packed, 1) if len(self._packed) > 1 else self._packed[0]).numpy()
         # Zero padding to whole 64-bit words is the same in every row, so it never adds a disagreement.
         packed = np.pad(packed, ((0, 0), (0, (-packed.shape[1]) % 8))).view(np.uint64)
         distance = np.zeros((self.n, self.n), dtype=np.int64)
@@ -169,13 +181,26 @@ class HammingKernel:
             row = np.bitwise_count(packed[i] ^ packed[i + 1:]).sum(axis=1, dtype=np.int64)
             distance[i, i + 1:] = row
             distance[i + 1:, i] = row
-        return self._agree + torch.from_numpy(self.units - distance).to(torch.float64)
+        return agree + torch.from_numpy(self.units - distance).to(torch.float64)
 
     @contextmanager
     def recording(self, model: nn.Module) -> Iterator[HammingKernel]:
         """Within the block, every nn.ReLU of the model adds its input's codes (a pre-hook: in-place safe)."""
         with relu_inputs(model, self.add):
             yield self
+
+
+def pack_bits(positive: torch.Tensor) -> torch.Tensor:
+    """A bool (N, units) matrix as uint8 (N, ceil(units / 8)), eight units a byte, first unit highest (np.packbits)."""
+    codes = positive.to(torch.uint8)
+    if codes.shape[1] % 8:
+        codes = F.pad(codes, (0, -codes.shape[1] % 8))
+    return (codes.view(codes.shape[0], -1, 8) * _bit_weights(codes.device)).sum(-1, dtype=torch.uint8)
+
+
+@functools.cache
+def _bit_weights(device: torch.device) -> torch.Tensor:
+    return torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8, device=device)
 
 
 class ActivationBytes:

@@ -11,32 +11,23 @@ probe's shared batch, normalised by the probe's BatchNorm mode (MeCo runs a batc
 
 from __future__ import annotations
 
-from collections import defaultdict
+import torch
 
-import numpy as np
-
-from fne.scoring.heuristics import HeuristicContext, ScoreUndefined, register_heuristic
+from fne.scoring.heuristics import HeuristicContext, PendingScore, ScoreUndefined, register_heuristic
 
 
-def smallest_eigenvalues(correlations: tuple[np.ndarray, ...]) -> np.ndarray:
-    """The smallest eigenvalue of each symmetric matrix (batched by size; MeCo's per-layer term)."""
-    by_size: dict[int, list[int]] = defaultdict(list)
-    for index, matrix in enumerate(correlations):
-        by_size[matrix.shape[0]].append(index)
-    result = np.empty(len(correlations))
-    for indices in by_size.values():
-        stack = np.stack([correlations[i] for i in indices])
-        result[indices] = np.linalg.eigvalsh(stack)[:, 0]
-    return result
+def smallest_eigenvalues(correlations: torch.Tensor) -> torch.Tensor:
+    """The smallest eigenvalue of each symmetric (B, C, C) matrix (MeCo's per-layer term), in one batched call."""
+    return torch.linalg.eigvalsh(correlations)[:, 0]
 
 
 @register_heuristic("meco", needs=("module_correlations",))
-def meco(context: HeuristicContext) -> float:
+def meco(context: HeuristicContext) -> PendingScore:
     """-MeCo: minus the sum over hooked layers of lambda_min of the first image's channel correlation matrix."""
-    correlations = context.probe.features.module_correlations
-    if not correlations:
+    features = context.probe.features
+    if not features.module_correlations:
         raise ScoreUndefined("no layer produced a (N, C, H, W) feature map")
-    values = smallest_eigenvalues(correlations)
-    if not np.all(np.isfinite(values)):
-        raise ScoreUndefined("non-finite feature correlation")
-    return -float(values.sum())
+    terms = [smallest_eigenvalues(c) @ counts for c, counts in zip(features.module_correlations,
+                                                                   features.module_counts, strict=True)]
+    total = torch.stack(terms).sum()
+    return PendingScore(-total, ((~torch.isfinite(total), "non-finite feature correlation"),))

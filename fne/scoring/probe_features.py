@@ -8,39 +8,49 @@ A single forward of the batch records, as it goes (and only what some requested 
     module_correlations  the C x C channel correlation of the first sample's output of every module (MeCo)
     relu_patterns        the number of distinct per-unit sign patterns over the first samples (SWAP)
 
-The formulas that turn these into scores live with each score (az_nas.py, meco.py, swap.py); this module
-only measures. The blocks are `network_blocks(model)`: the network's own `blocks()` (both built-in
-spaces define it: stem, then every cell), else its top-level children with module lists expanded.
+and, when every module's FLOPs follow from its output shape, the FLOPs of one image. The formulas that turn
+these into scores live with each score (az_nas.py, meco.py, swap.py); this module only measures.
+
+Everything stays on the probe's device, batched: the hooks only take views and comparisons, each block's
+pending maps are stacked when the block returns (forward_record.py), and the correlations, sign codes and
+random signals of all modules and blocks are computed in a few large operations, so that a GPU runs a
+handful of kernels per block instead of a dozen per module and nothing returns to the host until the
+scores are read (fitness.score_network, one transfer). The blocks are `network_blocks(model)`: the
+network's own `blocks()` (both built-in spaces define it: stem, then every cell), else its top-level
+children with module lists expanded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fne.scoring.jacobians import HammingKernel, batch_norm_mode, relu_inputs
+from fne.scoring.forward_record import SWAP_SAMPLES, ForwardRecord, InPlaceModified, channel_covariance
+from fne.scoring.jacobians import HammingKernel, batch_norm_mode
 
 FEATURE_NEEDS = ("block_features", "block_grads", "module_correlations", "relu_patterns")
-# SWAP's reference (pym1024/SWAP correlation.py, --input_samples 16) counts patterns over 16 samples: with
-# many more, nearly every unit's pattern is unique and the count degenerates into a unit count.
-SWAP_SAMPLES = 16
+__all__ = ["FEATURE_NEEDS", "SWAP_SAMPLES", "FeatureProbe", "block_cross_gradients", "channel_covariance",
+           "first_sample_correlation", "network_blocks", "probe_features", "rademacher_like"]
 
 
 @dataclass(frozen=True)
 class FeatureProbe:
-    """What the hooked forward measured (empty where not asked for)."""
+    """What the hooked forward measured, on the probe's device (empty where not asked for)."""
 
-    block_covariances: tuple[np.ndarray, ...] = ()  # float64 C x C per block output, in forward order
-    block_cross: tuple[np.ndarray | None, ...] = ()  # per consecutive block pair, last first; None: identity
-    module_correlations: tuple[np.ndarray, ...] = ()  # float64 C x C per module output (first sample)
-    relu_patterns: int = 0  # distinct sign patterns over the first SWAP_SAMPLES samples, all ReLU units
+    block_covariances: tuple[torch.Tensor, ...] = ()  # C x C per block output, in forward order
+    block_cross: tuple[torch.Tensor, ...] = ()  # per consecutive block pair, last first: (C_in s^2) x C_out
+    block_identity: torch.Tensor | None = None  # 0-dim bool: a block's backward returned its signal unchanged
+    module_correlations: tuple[torch.Tensor, ...] = ()  # float64 (B, C, C) first-sample correlations per C
+    module_counts: tuple[torch.Tensor, ...] = ()  # float64 (B,): how many hooked modules output each map
+    relu_patterns: torch.Tensor | None = None  # 0-dim: distinct sign patterns over the first SWAP_SAMPLES samples
     relu_units: int = 0  # how many ReLU units were counted
+    flops: int | None = None  # of one image, Conv2d and Linear, when every module's FLOPs follow from shapes
+    memo: dict = field(default_factory=dict, compare=False, repr=False)  # scores' shared intermediate results
 
 
 def network_blocks(model: nn.Module) -> list[nn.Module]:
@@ -57,107 +67,63 @@ def network_blocks(model: nn.Module) -> list[nn.Module]:
     return found
 
 
-def channel_covariance(x: torch.Tensor) -> np.ndarray:
-    """C x C covariance of a (N, C, H, W) map over its N*H*W positions (AZ-NAS: biased, 1/(NHW))."""
-    with torch.no_grad():
-        rows = x.detach().permute(0, 2, 3, 1).reshape(-1, x.shape[1])
-        rows = rows - rows.mean(0, keepdim=True)
-        return (rows.T @ rows / rows.shape[0]).double().cpu().numpy()
+def first_sample_correlation(maps: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of the channels of (B, C, H, W) first-sample maps over positions: float64 (B, C, C).
 
-
-def first_sample_correlation(x: torch.Tensor) -> np.ndarray:
-    """C x C Pearson correlation of the first sample's channels over its H*W positions (MeCo).
-
-    As MeCo's code, a channel that is constant (undefined correlation) gets a zero row and column.
+    As torch.corrcoef (and MeCo's code) per map, batched; a channel that is constant (undefined correlation)
+    gets a zero row and column.
     """
     with torch.no_grad():
-        channels = x[0].detach().reshape(x.shape[1], -1).double()
-        correlation = torch.corrcoef(channels)
-        correlation = torch.nan_to_num(correlation, nan=0.0, posinf=0.0, neginf=0.0)
-        return correlation.cpu().numpy()
+        x = maps.reshape(maps.shape[0], maps.shape[1], -1).double()
+        x = x - x.mean(-1, keepdim=True)
+        covariance = x @ x.transpose(1, 2) / (x.shape[-1] - 1)
+        std = covariance.diagonal(dim1=1, dim2=2).sqrt()
+        correlation = covariance / std[:, :, None] / std[:, None, :]
+        return correlation.clamp_(-1.0, 1.0).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
 
 
-class ReluPatterns:
-    """Collects, at every nn.ReLU with a 4-D input, each unit's binary pattern (input > 0) over the first samples."""
+def rademacher_like(shapes: list[torch.Size], generator: torch.Generator, device: torch.device,
+                    dtype: torch.dtype) -> list[torch.Tensor]:
+    """Random +-1 tensors of these shapes, each sign with probability 1/2 (AZ-NAS: (bernoulli(0.5) - 0.5) * 2).
 
-    def __init__(self, samples: int = SWAP_SAMPLES):
-        self.samples = samples
-        self._packed: list[np.ndarray] = []
-
-    def add(self, pre_activation: torch.Tensor) -> None:
-        """Add one ReLU layer's units; sign(ReLU(x)) is 1 exactly where x > 0."""
-        if pre_activation.dim() != 4:
-            return
-        with torch.no_grad():
-            codes = (pre_activation[:self.samples] > 0).reshape(min(self.samples, pre_activation.shape[0]), -1)
-            self._packed.append(np.packbits(codes.T.cpu().numpy(), axis=1))
-
-    @property
-    def units(self) -> int:
-        """Units recorded so far."""
-        return sum(p.shape[0] for p in self._packed)
-
-    def distinct(self) -> int:
-        """Number of distinct patterns among all recorded units."""
-        if not self._packed:
-            return 0
-        packed = np.concatenate(self._packed)
-        width = -packed.shape[1] % 8  # pad each pattern to whole 64-bit words: same padding in every row
-        words = np.ascontiguousarray(np.pad(packed, ((0, 0), (0, width)))).view(np.uint64)
-        return int(len(np.unique(words[:, 0]) if words.shape[1] == 1 else np.unique(words, axis=0)))
-
-    @contextmanager
-    def recording(self, model: nn.Module) -> Iterator[ReluPatterns]:
-        """Within the block, every nn.ReLU of the model adds its input's patterns (a pre-hook: in-place safe)."""
-        with relu_inputs(model, self.add):
-            yield self
+    One draw of uniform floats against 1/2 for all of them, in order (the same numbers as one draw per
+    tensor, the stream being consumed in the same order), then one move: drawn by the generator's own
+    device (the CPU), so a score is the same on every device (CUDA's generator gives other numbers).
+    """
+    sizes = [shape.numel() for shape in shapes]
+    heads = torch.rand(sum(sizes), generator=generator, device=generator.device, dtype=dtype) < 0.5
+    signs = heads.to(device=device, dtype=dtype).mul_(2).sub_(1)
+    return [flat.view(shape) for flat, shape in zip(signs.split(sizes), shapes, strict=True)]
 
 
-@contextmanager
-def _hooked(modules: Iterable[nn.Module], hook) -> Iterator[None]:
-    handles = [m.register_forward_hook(hook) for m in modules]
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-def rademacher_like(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random +-1 entries of x's shape, each sign with probability 1/2 (AZ-NAS: (bernoulli(0.5) - 0.5) * 2)."""
-    # Uniform floats against 1/2: on CPU about 4x faster than integer or Bernoulli draws of the same signs.
-    # Drawn by the generator's own device (the CPU) and then moved, so a score is the same on every device:
-    # CUDA's generator gives other numbers for the same seed (the GPU check caught az_trainability differing).
-    heads = torch.rand(x.shape, generator=generator, device=generator.device, dtype=x.dtype) < 0.5
-    return heads.to(device=x.device, dtype=x.dtype).mul_(2).sub_(1)
-
-
-def block_cross_gradients(features: list[torch.Tensor], generator: torch.Generator) -> list[np.ndarray | None]:
-    """AZ-NAS trainability measurements, from the last block pair to the first.
+def block_cross_gradients(features: list[torch.Tensor], generator: torch.Generator
+                          ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None]:
+    """AZ-NAS trainability measurements, from the last block pair to the first, and whether a block is the identity.
 
     For each pair (f_in, f_out) of consecutive block outputs: g_out random +-1, g_in = (d f_out / d f_in)^T
     g_out; g_in is pixel-unshuffled to f_out's resolution when the block downsamples, and the measurement
-    is the (C_in s^2) x C_out matrix g_in^T g_out / (N H_out W_out) over positions. None when g_in == g_out
-    (an identity block, where AZ-NAS's score is -inf).
+    is the (C_in s^2) x C_out matrix g_in^T g_out / (N H_out W_out) over positions. The flag (0-dim bool)
+    is set when some g_in == g_out (an identity block, where AZ-NAS's score is -inf).
     """
-    crosses: list[np.ndarray | None] = []
-    for index in reversed(range(1, len(features))):
+    pairs = list(reversed(range(1, len(features))))
+    if not pairs:
+        return (), None
+    signals = rademacher_like([features[i].shape for i in pairs], generator, features[0].device, features[0].dtype)
+    crosses, identical = [], []
+    for index, g_out in zip(pairs, signals, strict=True):
         f_in, f_out = features[index - 1], features[index]
-        g_out = rademacher_like(f_out, generator)
         g_in = None
         if f_out.requires_grad:
             (g_in,) = torch.autograd.grad(f_out, f_in, g_out, retain_graph=True, allow_unused=True)
         if g_in is None:  # the block's output does not depend on its input
             g_in = torch.zeros_like(f_in)
-        if g_in.shape == g_out.shape and torch.equal(g_in, g_out):
-            crosses.append(None)
-            continue
+        if g_in.shape == g_out.shape:
+            identical.append(torch.eq(g_in, g_out).all())
         if g_in.shape[2:] != g_out.shape[2:]:
             g_in = F.pixel_unshuffle(g_in, g_in.shape[2] // g_out.shape[2])
-        rows_out = g_out.permute(0, 2, 3, 1).reshape(-1, g_out.shape[1])
-        rows_in = g_in.permute(0, 2, 3, 1).reshape(-1, g_in.shape[1])
-        crosses.append((rows_in.T @ rows_out / rows_out.shape[0]).detach().double().cpu().numpy())
-    return crosses
+        positions = g_out.shape[0] * g_out.shape[2] * g_out.shape[3]
+        crosses.append(torch.einsum("nchw,ndhw->cd", g_in, g_out) / positions)
+    return tuple(crosses), (torch.stack(identical).any() if identical else None)
 
 
 @contextmanager
@@ -181,35 +147,21 @@ def probe_features(model: nn.Module, images: torch.Tensor, needs: Iterable[str],
     `hamming`, if given, records NASWOT's codes in the same forward.
     """
     needs = frozenset(needs)
+    try:
+        return _probe(model, images, needs, batch_norm, seed, hamming, eager=False)
+    except InPlaceModified:  # a module changed a recorded map in place: copy every map as it is recorded
+        if hamming is not None:
+            hamming.reset()
+        return _probe(model, images, needs, batch_norm, seed, hamming, eager=True)
+
+
+def _probe(model: nn.Module, images: torch.Tensor, needs: frozenset[str], batch_norm: str, seed: int,
+           hamming: HammingKernel | None, eager: bool) -> FeatureProbe:
     with_grad = "block_grads" in needs
-    block_outputs: list[torch.Tensor] = []
-    covariances: list[np.ndarray] = []
-    correlations: list[np.ndarray] = []
-    patterns = ReluPatterns() if "relu_patterns" in needs else None
-
-    def on_block(_module: nn.Module, _inputs: tuple, output: object) -> None:
-        if isinstance(output, torch.Tensor) and output.dim() == 4:
-            if "block_features" in needs:
-                covariances.append(channel_covariance(output))
-            if with_grad:
-                block_outputs.append(output)
-
-    def on_module(_module: nn.Module, _inputs: tuple, output: object) -> None:
-        # MeCo's code hooks every module; outputs with fewer than two positions give an all-zero
-        # correlation (minimum eigenvalue 0), so leaving them out does not change the sum.
-        if isinstance(output, torch.Tensor) and output.dim() == 4 and output.shape[2] * output.shape[3] > 1:
-            correlations.append(first_sample_correlation(output))
-
+    record = ForwardRecord(needs, hamming, eager)
     with ExitStack() as stack:
         stack.enter_context(batch_norm_mode(model, batch_norm))
-        if needs & {"block_features", "block_grads"}:
-            stack.enter_context(_hooked(network_blocks(model), on_block))
-        if "module_correlations" in needs:
-            stack.enter_context(_hooked(model.modules(), on_module))
-        if patterns is not None:
-            stack.enter_context(patterns.recording(model))
-        if hamming is not None:
-            stack.enter_context(hamming.recording(model))
+        stack.enter_context(record.hooks(model, network_blocks(model)))
         x = images.detach()
         if with_grad:
             stack.enter_context(_input_only_gradients(model))
@@ -217,10 +169,11 @@ def probe_features(model: nn.Module, images: torch.Tensor, needs: Iterable[str],
         else:
             stack.enter_context(torch.no_grad())
         model(x)
-        crosses = ()
+        record.finish()
+        crosses, identity = (), None
         if with_grad:
             generator = torch.Generator().manual_seed(int(seed))  # CPU: see rademacher_like
-            crosses = tuple(block_cross_gradients(block_outputs, generator))
-    return FeatureProbe(tuple(covariances), crosses, tuple(correlations),
-                        patterns.distinct() if patterns is not None else 0,
-                        patterns.units if patterns is not None else 0)
+            crosses, identity = block_cross_gradients(record.block_outputs, generator)
+    correlations, counts = record.module_correlations(first_sample_correlation)
+    return FeatureProbe(tuple(record.covariances), crosses, identity, correlations, counts,
+                        record.pattern_count(), record.relu_units, record.flops)

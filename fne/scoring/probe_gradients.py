@@ -1,6 +1,7 @@
 """The two gradient passes that cannot share the probe's forward: ZiCo's loss gradients and synflow's.
 
-    loss_grads  per Conv2d/Linear weight, its cross-entropy gradient on each of `splits` parts of the batch
+    loss_grads  per Conv2d/Linear weight, its cross-entropy gradient on each of `splits` parts of the batch,
+                flattened into one (splits, numel) tensor that stays on the device
                 (ZiCo, Li et al., ICLR 2023: the gradients of separate mini-batches)
     synflow     per Conv2d/Linear weight, sum |theta * dR/dtheta| with R the summed output of the network
                 on an all-ones input, all parameters made positive, BatchNorm bypassed, in float64
@@ -14,11 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch._utils import _flatten_dense_tensors
 from torch.func import functional_call
 
 from fne.scoring.jacobians import batch_norm_mode, logits_of
@@ -33,9 +36,17 @@ def weighted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
             if isinstance(m, WEIGHTED_LAYERS) and m.weight.requires_grad]
 
 
+@dataclass(frozen=True)
+class LossGradients:
+    """ZiCo's measurement: every reached Conv2d/Linear weight's loss gradient on each split, on the device."""
+
+    flat: torch.Tensor  # float64 (splits, total numel): the weights' gradients flattened and concatenated
+    sizes: tuple[int, ...]  # numel of each weight, in module order: the segments of `flat`
+
+
 def loss_gradients(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_norm: str = "frozen",
-                   splits: int = ZICO_SPLITS) -> tuple[np.ndarray, ...]:
-    """Per Conv2d/Linear weight (in module order), a (splits, numel) float64 array of its loss gradients.
+                   splits: int = ZICO_SPLITS) -> LossGradients:
+    """Per Conv2d/Linear weight (in module order), its loss gradient on each of `splits` parts of the batch.
 
     The batch is cut into `splits` consecutive parts; each part runs its own forward (BatchNorm statistics
     of that part, as a mini-batch in ZiCo's train-mode code) and backward of the mean cross-entropy
@@ -43,20 +54,19 @@ def loss_gradients(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     """
     if labels.shape[:1] != images.shape[:1]:
         raise ValueError(f"labels of shape {tuple(labels.shape)} do not match {images.shape[0]} images")
-    layers = weighted_layers(model)
-    weights = [m.weight for _, m in layers]
-    parts: list[list[torch.Tensor | None]] = []
+    weights = [m.weight for _, m in weighted_layers(model)]
+    if labels.device != images.device or labels.dtype != torch.long:
+        labels = labels.to(images.device, torch.long)
+    parts: list[tuple[torch.Tensor | None, ...]] = []
     for x, y in zip(images.tensor_split(splits), labels.tensor_split(splits), strict=True):
         with batch_norm_mode(model, batch_norm):
-            loss = F.cross_entropy(logits_of(model(x)), y.to(x.device, torch.long))
-            parts.append(list(torch.autograd.grad(loss, weights, allow_unused=True)))
-    gradients = []
-    for index in range(len(weights)):
-        grads = [part[index] for part in parts]
-        if any(g is None for g in grads):
-            continue
-        gradients.append(torch.stack([g.reshape(-1) for g in grads]).double().cpu().numpy())
-    return tuple(gradients)
+            loss = F.cross_entropy(logits_of(model(x)), y)
+            parts.append(torch.autograd.grad(loss, weights, allow_unused=True))
+    reached = [i for i in range(len(weights)) if all(part[i] is not None for part in parts)]
+    if not reached:
+        return LossGradients(torch.zeros(splits, 0, dtype=torch.float64, device=images.device), ())
+    flat = torch.stack([_flatten_dense_tensors([part[i] for i in reached]) for part in parts]).double()
+    return LossGradients(flat, tuple(weights[i].numel() for i in reached))
 
 
 @contextmanager
@@ -91,5 +101,6 @@ def synflow_by_layer(model: nn.Module, input_shape: Sequence[int]) -> np.ndarray
     names = [f"{name}.weight" if name else "weight" for name, _ in weighted_layers(model)]
     wanted = [params[name] for name in names]
     grads = torch.autograd.grad(output, wanted, allow_unused=True) if output.requires_grad else [None] * len(wanted)
-    return np.array([float((w * g).abs().sum().detach()) if g is not None else 0.0
-                     for w, g in zip(wanted, grads, strict=True)], dtype=np.float64)
+    zero = torch.zeros((), dtype=torch.float64, device=device)
+    sums = [(w * g).abs().sum().detach() if g is not None else zero for w, g in zip(wanted, grads, strict=True)]
+    return torch.stack(sums).cpu().numpy() if sums else np.zeros(0)

@@ -16,11 +16,10 @@ with N(0, 1) and averages 32 draws; FitnessConfig.repeats averages draws here).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 from fne.genotopheno.network import count_parameters
-from fne.scoring.heuristics import HeuristicContext, ScoreUndefined, register_heuristic
+from fne.scoring.heuristics import HeuristicContext, PendingScore, ScoreUndefined, register_heuristic
 from fne.scoring.probe_features import SWAP_SAMPLES
 
 # P in millions of parameters. UNVERIFIED: the paper's values were not available to us (the reference
@@ -38,18 +37,18 @@ def swap_log_regularisation(params: int, mu: float = SWAP_MU_MILLIONS, sigma: fl
 
 
 def swap_heuristic(mu: float | None = SWAP_MU_MILLIONS, sigma: float = SWAP_SIGMA
-                   ) -> Callable[[HeuristicContext], float]:
+                   ) -> Callable[[HeuristicContext], PendingScore]:
     """A SWAP heuristic with its own window (mu None: unregularised), e.g. for register_heuristic("swap_1m", ...)."""
 
-    def score(context: HeuristicContext) -> float:
-        count = context.probe.features.relu_patterns
-        if count < 1:
+    def score(context: HeuristicContext) -> PendingScore:
+        features = context.probe.features
+        if features.relu_patterns is None or features.relu_units < 1:
             raise ScoreUndefined("the network has no ReLU with a (N, C, H, W) input")
-        log_score = math.log(count)
+        regularisation = 0.0
         if mu is not None:
             params = context.params if context.params is not None else count_parameters(context.model)
-            log_score += swap_log_regularisation(params, mu, sigma)
-        return -log_score
+            regularisation = swap_log_regularisation(params, mu, sigma)
+        return PendingScore(-(features.relu_patterns.double().log() + regularisation))
 
     score.__doc__ = (f"-log SWAP: distinct ReLU sign patterns over the first {SWAP_SAMPLES} images"
                      + (f", size window mu={mu} M params, sigma={sigma}" if mu is not None else ""))

@@ -13,31 +13,34 @@ Needs the labels of the batch: without them the score is undefined.
 
 from __future__ import annotations
 
-import numpy as np
+import torch
 
-from fne.scoring.heuristics import HeuristicContext, ScoreUndefined, register_heuristic
+from fne.scoring.heuristics import HeuristicContext, PendingScore, ScoreUndefined, register_heuristic
+from fne.scoring.probe_gradients import LossGradients
 
 
-def zico_score(gradients: tuple[np.ndarray, ...]) -> float:
-    """ZiCo of per-layer gradient arrays of shape (mini-batches, numel) (the paper's score, higher = better)."""
-    total = 0.0
-    contributing = 0
-    for grads in gradients:
-        std = grads.std(axis=0)  # numpy's population std, as the reference's np.std
-        varying = std != 0
-        ratio_sum = float(np.sum(np.abs(grads).mean(axis=0)[varying] / std[varying]))
-        if ratio_sum == 0:
-            continue
-        total += np.log(ratio_sum)
-        contributing += 1
-    if contributing == 0:
-        raise ScoreUndefined("no layer's gradient varies between the mini-batches")
-    return total
+def zico_score(gradients: LossGradients) -> tuple[torch.Tensor, torch.Tensor]:
+    """ZiCo (the paper's score, higher = better) of the splits' gradients, and whether no layer contributes.
+
+    Per entry, mean |g| / std(g) over the splits (population std, as the reference's np.std), summed per
+    weight over the entries whose std is not 0; the log of every non-zero layer sum is added up.
+    """
+    grads = gradients.flat
+    std = grads.std(0, correction=0)
+    ratio = torch.where(std != 0, grads.abs().mean(0) / std, 0.0)
+    sizes = torch.tensor(gradients.sizes, device=grads.device)
+    per_layer = torch.segment_reduce(ratio, "sum", lengths=sizes)
+    contributing = per_layer != 0
+    total = torch.where(contributing, per_layer, 1.0).log().sum()
+    return total, ~contributing.any()
 
 
 @register_heuristic("zico", needs=("loss_grads",))
-def zico(context: HeuristicContext) -> float:
+def zico(context: HeuristicContext) -> PendingScore:
     """-ZiCo: minus the summed log inverse coefficient of variation of the loss gradients (two half-batches)."""
     if context.probe.loss_grads is None:
         raise ScoreUndefined("ZiCo needs the labels of the image batch; none were given")
-    return -zico_score(context.probe.loss_grads)
+    if not context.probe.loss_grads.sizes:
+        raise ScoreUndefined("no layer's gradient reaches the loss")
+    total, none_contribute = zico_score(context.probe.loss_grads)
+    return PendingScore(-total, ((none_contribute, "no layer's gradient varies between the mini-batches"),))

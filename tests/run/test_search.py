@@ -197,3 +197,29 @@ def test_the_finalists_stage_shows_a_progress_bar_over_its_steps(capsys, tmp_pat
     # 3 x 1 + 2 x 1 steps: rungs at 1, 2, 4 and 8 steps, the field decided after the second
     assert re.search(r"finalists \(3 training\).*5/5", err), err[-2000:]
     assert result.best["finalist_steps"] == 2
+
+
+def test_a_run_opens_its_data_once(monkeypatch, tmp_path):
+    """run_search opens the dataset once and hands it to the evaluator, the tournaments and the finalists."""
+    import fne.run.final_pick
+    import fne.run.probe_data
+    import fne.run.search
+    from fne.data.source import open_data
+
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return open_data(*args, **kwargs)
+
+    counted.cache_clear = open_data.cache_clear
+
+    for module in (fne.run.search, fne.run.final_pick, fne.run.probe_data):
+        monkeypatch.setattr(module, "open_data", counted)
+    config = SearchConfig(space="nb201", population=3, offspring=2, generations=2, tournament_every=2,
+                          tournament_size=2, tournament_steps=2, tournament_C=4, batch_size=8, seed=4, device="cpu",
+                          finalists=2, finalist_steps=8, finalist_C=2)
+    result = run_search(config, tmp_path / "run", progress=False)
+    assert result.best is not None and (tmp_path / "run" / "tournaments.csv").exists()
+    assert (tmp_path / "run" / "finalists.csv").exists()
+    assert len(calls) == 1

@@ -25,10 +25,24 @@ def test_correlation_of_the_first_image_with_a_constant_channel():
     x = torch.zeros(2, 3, 2, 2, dtype=torch.float64)
     x[0, 0] = torch.tensor([[1.0, 2], [3, 4]])
     x[0, 1] = torch.tensor([[2.0, 1], [4, 3]])  # channel 2 stays constant: undefined, zeroed
-    x[1] = torch.randn(3, 2, 2, dtype=torch.float64)  # another image: ignored
+    x[1] = torch.randn(3, 2, 2, dtype=torch.float64)  # a second map of the batch: its own correlation
     expected = np.zeros((3, 3))
     expected[:2, :2] = np.corrcoef([[1, 2, 3, 4], [2, 1, 4, 3]])
-    assert np.allclose(first_sample_correlation(x), expected)
+    correlations = first_sample_correlation(x)
+    assert np.allclose(correlations[0], expected)
+    assert np.allclose(correlations[1], np.corrcoef(x[1].reshape(3, -1).numpy()))
+
+
+def test_meco_survives_a_module_that_writes_a_recorded_map_in_place(labelled):
+    # An in-place ReLU overwrites the BN output recorded before it: the probe notices (version counter) and
+    # records again copying each map, so the score is the reference hook's, which copies nothing but runs
+    # the correlation at once.
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(inplace=True),
+                          nn.Conv2d(4, 4, 3, padding=1)).double()
+    x = labelled[0].double()[:4]
+    value, errors = meco_of(model, x)
+    assert not errors
+    assert -value == pytest.approx(reference_meco(model, x), rel=1e-8, abs=1e-10)
 
 
 def test_known_spectrum_counted_for_every_module():

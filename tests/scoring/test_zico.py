@@ -14,6 +14,7 @@ from torch import nn
 
 from fne.genotopheno.spaces import get_space
 from fne.scoring.fitness import FitnessConfig, score_genotypes, score_network
+from fne.scoring.probe_gradients import LossGradients
 from fne.scoring.zico import zico_score
 from tests.scoring.nets import ALL_NONE, DARTS_ARCH, NB201_ARCH, tiny_net
 
@@ -24,7 +25,11 @@ def test_hand_computed_gradient_table():
     # Layer 1: entry 0 has mean|g| = 2, std = 1 (ratio 2); entry 1 has std 0 (left out) -> log 2.
     # Layer 2: mean|g| = 1, std = 1 -> log 1 = 0. Layer 3: all zero -> skipped.
     layers = (np.array([[1.0, 2.0], [3.0, 2.0]]), np.array([[1.0], [-1.0]]), np.zeros((2, 3)))
-    assert zico_score(layers) == pytest.approx(math.log(2.0), rel=1e-15)
+    flat = torch.from_numpy(np.concatenate(layers, axis=1))
+    total, none_contribute = zico_score(LossGradients(flat, (2, 1, 3)))
+    assert float(total) == pytest.approx(math.log(2.0), rel=1e-15) and not bool(none_contribute)
+    _, none_contribute = zico_score(LossGradients(torch.zeros(2, 4, dtype=torch.float64), (1, 3)))
+    assert bool(none_contribute)
 
 
 def reference_zico(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
