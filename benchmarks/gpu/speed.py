@@ -79,14 +79,34 @@ def time_architecture(check: Check, space, genotype: str, x, y) -> list[dict]:
             for name, values in samples.items()]
 
 
-def end_to_end(check: Check, space, genotypes: list[str], x, y) -> float:
-    """Seconds per architecture of score_genotypes with the defaults: build, FLOP count and probe included."""
+def end_to_end(check: Check, space, genotypes: list[str], x, y, build_ahead: bool | None = None) -> float:
+    """Seconds per architecture of score_genotypes with the defaults: build, FLOP count and probe included.
+
+    `build_ahead` False/True measures scoring without/with the next network built in a thread (None: fne's default).
+    """
+    import inspect
+
     from fne.scoring.fitness import FitnessConfig, score_genotypes
 
     config = FitnessConfig(batch_size=len(x), device=check.device)
-    labels = with_labels(score_genotypes, y)
-    score_genotypes(space, genotypes[:1], x, config, **labels)  # warm-up
-    return timed(lambda: score_genotypes(space, genotypes, x, config, **labels), check.device) / len(genotypes)
+    options = with_labels(score_genotypes, y)
+    if build_ahead is not None and "build_ahead" in inspect.signature(score_genotypes).parameters:
+        options["build_ahead"] = build_ahead
+    score_genotypes(space, genotypes[:1], x, config, **options)  # warm-up
+    return timed(lambda: score_genotypes(space, genotypes, x, config, **options), check.device) / len(genotypes)
+
+
+def launches(space, x, y) -> str:
+    """ATen calls and host transfers of one architecture's default scoring (fne.launch_count), if available."""
+    try:
+        from fne.launch_count import count_launches
+        from fne.scoring.fitness import FitnessConfig, score_genotypes
+    except ImportError:  # a commit from before the launch counter
+        return "launch counts: not available in this commit"
+    config = FitnessConfig(batch_size=len(x), device=str(x.device))
+    counted = count_launches(lambda: score_genotypes(space, [BEST_CELL], x, config, **with_labels(score_genotypes, y)))
+    return f"launches of one architecture ({BEST_CELL}): {counted.aten_calls:,} ATen calls, " \
+        f"{counted.host_transfers} host transfers"
 
 
 def run(check: Check) -> Section:
@@ -109,6 +129,7 @@ def run(check: Check) -> Section:
     ).reset_index()
     section.files.append(write_csv(summary, check, "speed_summary.csv"))
     per_arch = end_to_end(check, space, genotypes, x, y)
+    inline, ahead = (end_to_end(check, space, genotypes, x, y, build_ahead=flag) for flag in (False, True))
     section.markdown = "\n\n".join([
         f"NB201 TinyNetwork C={sizes.nb201_C}, N={sizes.nb201_layers}, batch {sizes.batch_size} real CIFAR-10 "
         f"images on {check.device}; {len(genotypes)} architectures (the best cell {BEST_CELL} first, then seeded "
@@ -119,5 +140,7 @@ def run(check: Check) -> Section:
         markdown_table(summary),
         f"End to end, `score_genotypes` with the defaults (build, FLOP count, probe): {1e3 * per_arch:.1f} ms per "
         f"architecture, {1 / per_arch:.2f} architectures/s. Per-architecture rows: `speed.csv`.",
+        f"Built in line: {1 / inline:.2f} architectures/s; the next one built in a thread while one is probed: "
+        f"{1 / ahead:.2f} architectures/s (fne's default on CUDA). {launches(space, x, y)}.",
     ])
     return section

@@ -208,11 +208,12 @@ def resolve_pending(pending: dict[str, PendingScore]) -> dict[str, float | str]:
 
 
 def score_genotypes(space: SearchSpace, genotypes: Sequence[str], images: torch.Tensor, config: FitnessConfig,
-                    progress: bool = False, labels: torch.Tensor | None = None) -> pd.DataFrame:
+                    progress: bool = False, labels: torch.Tensor | None = None,
+                    build_ahead: bool | None = None) -> pd.DataFrame:
     """Score genotypes (in input order) on the first config.batch_size images; one DataFrame row each.
 
     `labels` (the class of each image) are needed by the loss-based scores (zico); without them those are
-    +inf with the reason.
+    +inf with the reason. `build_ahead` builds the next network in a thread while one is probed (None: on CUDA).
     """
     _check_heuristics(config.heuristics)
     if images.dim() != 4 or images.shape[0] < config.batch_size:
@@ -230,7 +231,7 @@ def score_genotypes(space: SearchSpace, genotypes: Sequence[str], images: torch.
     rows = []
     # On a GPU the next network is built while the current one is probed (networks.py).
     builds = BuildAhead(space, config.C, config.layers, config.num_classes, device, dtype,
-                        ahead=device.type == "cuda" and len(canonical) > 1)
+                        ahead=(device.type == "cuda" if build_ahead is None else build_ahead) and len(canonical) > 1)
     try:
         for index, (genotype, key) in enumerate(tqdm(list(zip(genotypes, canonical, strict=True)), desc="scoring",
                                                      unit="arch", disable=not progress, leave=False)):
