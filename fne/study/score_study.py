@@ -9,6 +9,7 @@ as they are, the usual "bigger is better" baselines), so a good predictor has po
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from fne.data.ground_truth import read_ground_truth
+from fne.device import resolve_device
 from fne.errors import DataError
 from fne.genotopheno.spaces import SearchSpace
 from fne.scoring.aggregation import AGGREGATES, AZ_NAS_SCORES, az_nas_log_rank, linear_rank_sum
@@ -158,7 +160,8 @@ class ScoreCache:
 def score_with_cache(space: SearchSpace, genotypes: Sequence[str], images: torch.Tensor, config: FitnessConfig,
                      cache: ScoreCache | None, progress: bool = True, labels: torch.Tensor | None = None
                      ) -> pd.DataFrame:
-    """score_genotypes, one architecture at a time, computing only the scores the cache lacks (and adding them)."""
+    """score_genotypes, one architecture at a time (8 on a GPU), computing only the scores the cache lacks (and
+    adding them)."""
     canonical = [space.canonical(g) for g in genotypes]
     names = list(config.heuristics)
     todo = {c: (names if cache is None else cache.missing(c, names)) for c in dict.fromkeys(canonical)}
@@ -166,14 +169,25 @@ def score_with_cache(space: SearchSpace, genotypes: Sequence[str], images: torch
     log.info("%d architectures, %d fully cached, %d to score", len(set(canonical)), len(set(canonical)) - len(todo),
              len(todo))
     fresh: dict[str, dict] = {}
-    for genotype, missing in tqdm(list(todo.items()), desc="scoring", unit="arch", disable=not progress):
-        partial = replace(config, heuristics=tuple(missing))
-        row = score_genotypes(space, [genotype], images, partial, labels=labels).iloc[0].to_dict()
-        row = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-        if cache is not None:
-            cache.add(genotype, row)
-            row = cache.rows[genotype]
-        fresh[genotype] = row
+    device = resolve_device(config.device)
+    images = images[:config.batch_size].to(device)  # once, not once per architecture
+    labels = None if labels is None else labels[:config.batch_size].to(device)
+    # On a GPU, runs of architectures missing the same scores go 8 at a time, so that score_genotypes builds
+    # the next network while one is probed; each row still reaches the cache as soon as its run is scored.
+    size = 8 if device.type == "cuda" else 1
+    chunks = [list(group) for _, group in itertools.groupby(todo.items(), key=lambda item: tuple(item[1]))]
+    chunks = [chunk[start:start + size] for chunk in chunks for start in range(0, len(chunk), size)]
+    with tqdm(total=len(todo), desc="scoring", unit="arch", disable=not progress) as bar:
+        for chunk in chunks:
+            partial = replace(config, heuristics=tuple(chunk[0][1]))
+            table = score_genotypes(space, [genotype for genotype, _ in chunk], images, partial, labels=labels)
+            for (genotype, _), row in zip(chunk, table.to_dict("records"), strict=True):
+                row = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+                if cache is not None:
+                    cache.add(genotype, row)
+                    row = cache.rows[genotype]
+                fresh[genotype] = row
+            bar.update(len(chunk))
     rows = [(fresh.get(c) or cache.rows[c]) for c in canonical]
     return pd.DataFrame(rows).assign(genotype=canonical)
 
