@@ -58,13 +58,13 @@ def latency_table(device: str, spaces: tuple[str, ...], image_sizes: tuple[int, 
     path = table_path(key)
     fresh = LatencyTable(key, min_run_time=min_run_time, passes=passes, clock=clock_name(target))
     table = fresh if force or not path.exists() else read_table(path, key)
-    todo = [(name, part) for name in names for part in table.missing(space_parts(get_space(name), sizes))]
+    todo = table.missing(part for name in names for part in space_parts(get_space(name), sizes))
+    timers = {name: part_timer(get_space(name), target, min_run_time) for name in names}
     start = time.process_time()
     bar = tqdm(total=passes * len(todo), desc="latency table", unit="part", disable=not progress, leave=False)
-    for name in names:
-        parts = [part for owner, part in todo if owner == name]
-        fill_table(table, parts, part_timer(get_space(name), target, min_run_time), path, passes,
-                   progress=lambda part: bar.update())
+    # One measurement over every space's parts, so that each space's timings spread over the whole of it.
+    fill_table(table, todo, lambda part: timers[part.kind.split("/")[0]](part), path, passes,
+               progress=lambda part: bar.update())
     bar.close()
     if not path.exists():  # nothing was missing from a new table (no parts asked for): still write it
         write_table(table, path)

@@ -52,7 +52,8 @@ class Part:
 
 
 class LatencyLayout(Protocol):
-    """A space's parts (what the table measures) and a genotype's network as a signed sum of them."""
+    """A space's parts (what the table measures) and a genotype's network as a signed sum of them; every part's
+    kind starts with the space's name and a slash (the table command finds the layout that builds it so)."""
 
     def parts(self, space: SearchSpace, image_size: int) -> list[Part]:
         """Every part at every shape the space's search can produce at this input size."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fne.deploy.latency_model import LatencyPredictor, layout_of, space_parts
+from fne.deploy.latency_model import LatencyPredictor, layout_of, network_part, reference_genotypes, space_parts
 from fne.deploy.latency_parts import INPUT_WIDTH_GRID, WIDTH_GRID, Part
 from fne.errors import ConfigError, DeployError
 from fne.genotopheno.network import count_flops, count_parameters
@@ -65,10 +65,27 @@ def test_parts_cover_both_image_sizes_once_and_every_module_runs():
     space = get_space("darts")
     parts, layout = space_parts(space, (32, 16)), layout_of(space)
     assert len(parts) == len(set(parts))  # the 16x16 and 8x8 parts of both sizes are measured once
-    assert set(parts) == set(layout.parts(space, 32)) | set(layout.parts(space, 16))
+    assert {p for p in parts if "/network/" not in p.kind} == set(layout.parts(space, 32)) | set(
+        layout.parts(space, 16))
     space = get_space("nb201")
     for part in layout_of(space).parts(space, 32)[:5]:
         module, shapes = layout_of(space).module(part)
         assert torch.isfinite(module.eval()(*(torch.randn(*s) for s in shapes))).all()
     with pytest.raises(ConfigError, match="no latency layout"):
         layout_of(type("Other", (), {"name": "other"})())
+
+
+def test_reference_networks_calibrate_the_sum_of_parts():
+    space = get_space("darts")
+    table = counting_table(space, "params")
+    plain = LatencyPredictor(table, space, 32)
+    assert plain.scale == 1.0  # no reference networks: the sum of parts as it is
+    references = reference_genotypes(space)
+    assert len(set(references)) == len(references) == 10 and references == reference_genotypes(space)
+    assert len({space.stage_widths(g) for g in references}) == 10  # random widths, not the space's 16.32.64
+    for factor, genotype in zip((1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9, 2.0), references):
+        table.add(network_part(space, genotype, 32), factor * plain.sum_of_parts_ms(genotype))
+    calibrated = LatencyPredictor(table, space, 32)
+    assert calibrated.scale == pytest.approx(1.55)  # the median of measured / summed
+    assert calibrated.predict_ms(DARTS_CELLS[1]) == pytest.approx(1.55 * plain.predict_ms(DARTS_CELLS[1]))
+    assert network_part(space, references[0], 32) in space_parts(space, (32,))

@@ -72,12 +72,13 @@ def test_fill_measures_only_missing_parts_and_keeps_the_fastest_pass():
 
     def measure(part):
         calls.append(part)
-        return 1.0 + len(calls) % 3, 0.0  # passes disagree: the smallest must stay
+        return 1.0 + calls.count(part) % 3, 0.0  # a part's passes give 2, 3, 1 ms: the smallest must stay
 
     parts = counting_table(get_space("nb201"), "params", offset=1.0).rows.keys()
     assert fill_table(table, parts, measure, passes=3) == len(parts)
     assert len(calls) == 3 * len(parts)
     assert all(table.rows[part][0] == 1.0 for part in parts)
+    assert calls[len(parts):2 * len(parts)] != calls[:len(parts)]  # later passes go in another order
     assert fill_table(table, parts, measure) == 0 and len(calls) == 3 * len(parts)
 
 
@@ -93,7 +94,7 @@ def test_command_measures_once_then_reuses_the_cache(cache, capsys):
     path = next((cache / "latency").iterdir())
     assert "threads1" in path.name and path.name.startswith("cpu-")
     first = read_table(path)
-    assert len(first.rows) == 22 and all(ms > 0 for ms, _ in first.rows.values()) and first.clock
+    assert len(first.rows) == 22 + 10 and all(ms > 0 for ms, _ in first.rows.values()) and first.clock
     code, out, _ = _fne(["latency-table", "--space", "nb201", *FAST], capsys)
     assert code == 0 and "; 0 measured now" in out
     assert read_table(path).rows == first.rows
@@ -107,4 +108,4 @@ def test_command_refuses_a_corrupt_table_unless_forced(cache, capsys):
     assert code == 2 and err.count("\n") == 1 and err.startswith("error: latency table") and "corrupt" in err
     assert path.read_text() == "garbage"
     code, out, err = _fne(["latency-table", "--space", "nb201", "--force", *FAST], capsys)
-    assert code == 0 and len(read_table(path).rows) == 22
+    assert code == 0 and len(read_table(path).rows) == 22 + 10
