@@ -23,6 +23,7 @@ COMMANDS = {
     "export": "fne.commands.export:export",
     "train": "fne.commands.train:train",
     "report": "fne.commands.report:report",
+    "latency-table": "fne.commands.latency_table:latency_table",
 }
 
 

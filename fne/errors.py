@@ -23,3 +23,7 @@ class ConfigError(FneError, ValueError):
 
 class OutputError(FneError):
     """An output file or folder cannot be written, or writing it would replace results without --force."""
+
+
+class DeployError(FneError):
+    """An ONNX file fails its onnxruntime check, or a latency table is missing, corrupt or lacks an entry."""

@@ -53,7 +53,7 @@ def test_no_option_is_left_undeclared_on_the_config(name):
     # What remains are the command's own inputs and outputs, not settings of the computation.
     own = {"search": {"out", "resume", "workers", "scheduler", "progress", "verbose"},
            "train": {"model_file", "resume", "output", "log_path", "checkpoint_path", "progress"},
-           "export": {"run_dir", "output", "program_path", "force"},
+           "export": {"run_dir", "output", "program_path", "onnx_path", "onnx_tolerance", "force"},
            "plot-scores": {"cache_path", "out", "progress"}}[name]
     assert {p.name for p in command.params if p.expose_value} - declared == own
 

@@ -59,11 +59,13 @@ class Individual:
     extra: Mapping[str, Any] = field(default_factory=dict)  # further evaluator columns, kept as they came
 
     def objective(self, name: str) -> float:
-        """The minimised value of objective `name`: a score, or params/flops."""
+        """The minimised value of objective `name`: a score, params/flops, or log_latency (of latency_ms)."""
         if name in self.scores:
             return float(self.scores[name])
         if name in ("params", "flops"):
             return float(getattr(self, name))
+        if name == "log_latency" and "latency_ms" in self.extra:  # the search's latency column (fne/deploy)
+            return math.log(float(self.extra["latency_ms"]))
         raise KeyError(f"individual {self.id} has no objective {name!r}")
 
     def row(self) -> dict[str, Any]:

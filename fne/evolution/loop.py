@@ -55,6 +55,7 @@ class LoopConfig:
     strategy_learning_rate: float = 1.0
     max_params: int | None = None  # the size budget, for messages (the `fits` check enforces it)
     max_flops: int | None = None
+    max_latency_ms: float | None = None  # the latency budget, for messages (fne/deploy/latency_search.py)
 
     def is_tournament_generation(self, generation: int) -> bool:
         """True for generations that select by tournaments (every tournament_every-th, never 0)."""
@@ -194,7 +195,7 @@ class Evolution:
         if len(founders) < 2:
             raise ConfigError(f"the {config.space} space gave fewer than 2 distinct genotypes within the size budget "
                               f"in {100 * config.population} draws (max_params={config.max_params}, "
-                              f"max_flops={config.max_flops})")
+                              f"max_flops={config.max_flops}, max_latency_ms={config.max_latency_ms})")
         return founders
 
     def _offspring(self, rng: np.random.Generator) -> list[tuple[str, tuple[int, ...], object]]:

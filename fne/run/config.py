@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from fne.config_meta import cli, data_field, image_size_field
+from fne.deploy.latency_parts import LATENCY_LAYOUTS
 from fne.errors import CheckpointError, ConfigError
 from fne.evolution.loop import LoopConfig
 from fne.evolution.seeds import derived_seed
@@ -16,11 +17,12 @@ from fne.genotopheno.spaces import SPACES
 from fne.run import rundir
 from fne.scoring.aggregation import AGGREGATES
 from fne.scoring.fitness import DEFAULT_HEURISTICS, HEURISTICS, FitnessConfig
+from fne.threads import default_threads
 from fne.training.finalists import FinalistConfig
 from fne.training.tournament import TournamentConfig
 from fne.version import __version__
 
-EXTRA_OBJECTIVES = ("params", "flops")
+EXTRA_OBJECTIVES = ("params", "flops", "log_latency")  # log_latency: fne/deploy/latency_search.py
 FINAL_PICKS = ("population", "evaluated")
 FINALIST_SEED_PATH = (2**31 - 1,)  # derived_seed path of the finalists' training: no generation number reaches it
 # Pareto objectives of the default scores: three families, each the rank aggregate of its members within the
@@ -107,6 +109,14 @@ class SearchConfig:
         per_space=True))
     max_flops: int | None = field(default=None, metadata=cli(
         "Size budget in FLOPs of the scored network (0: none).", min=0, per_space=True))
+    max_latency_ms: float | None = field(default=None, metadata=cli(
+        "Latency budget: no candidate whose own network's batch-1 latency on --latency-device, predicted from "
+        "that device's `fne latency-table`, exceeds this many ms is bred (0: none).", min=0.0))
+    latency_device: str = field(default="cpu", metadata=cli(
+        "Device whose latency table predicts --max-latency-ms and the log_latency objective.", device=True))
+    latency_threads: int | None = field(default=None, metadata=cli(
+        "Thread count of that latency table (default: what `fne latency-table` uses, FNE_THREADS else the "
+        "usable cores).", min=1))
     final_pick: str = field(default="evaluated", metadata=cli(
         "The final best is the smallest rank_combined among the final population or everything evaluated.",
         choices=FINAL_PICKS))
@@ -177,9 +187,24 @@ class SearchConfig:
                               f"{self.finalist_steps} at least 8")
         if self.image_size != 0 and not 4 <= self.image_size <= 4096:
             raise ConfigError(f"image_size={self.image_size}: expected 0 (the dataset's own size) or 4..4096 pixels")
+        self._check_latency()
         if self.ground_truth is not None and not space.supports_ground_truth:
             known = ", ".join(name for name in SPACES if SPACES[name].supports_ground_truth)
             raise ConfigError(f"--ground-truth is for --space {known} only (got --space {self.space})")
+
+    def _check_latency(self) -> None:
+        """A latency budget or objective needs a space with a latency layout; resolve the table's threads."""
+        if self.max_latency_ms is not None and self.max_latency_ms < 0:
+            raise ConfigError(f"max_latency_ms={self.max_latency_ms} must be 0 (no budget) or positive")
+        if not (self.max_latency_ms or "log_latency" in self.extra_objectives):
+            return
+        if self.space not in LATENCY_LAYOUTS:
+            raise ConfigError(f"--max-latency-ms and log_latency need a space with a latency layout "
+                              f"({', '.join(LATENCY_LAYOUTS)}); {self.space} has none")
+        if self.latency_threads is None:  # resolved here, so config.json records the table it predicted from
+            object.__setattr__(self, "latency_threads", default_threads())
+        if self.latency_threads < 1:
+            raise ConfigError(f"latency_threads={self.latency_threads} must be at least 1")
 
     @property
     def objectives(self) -> tuple[str, ...]:
@@ -215,7 +240,7 @@ class SearchConfig:
                           initial_mutation_probability=self.initial_mutation_probability,
                           initial_width_step=self.initial_width_step,
                           strategy_learning_rate=self.strategy_learning_rate, max_params=self.max_params,
-                          max_flops=self.max_flops)
+                          max_flops=self.max_flops, max_latency_ms=self.max_latency_ms)
 
 
 def run_config_dict(config: SearchConfig, dataset: dict[str, Any] | None = None) -> dict[str, Any]:

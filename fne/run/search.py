@@ -30,6 +30,8 @@ from fne.data.cifar10 import train_val_split
 from fne.data.dataset import Dataset
 from fne.data.ground_truth import accuracy_by_genotype, read_ground_truth
 from fne.data.source import data_record, open_data
+from fne.deploy.latency_model import LatencyPredictor
+from fne.deploy.latency_search import latency_fits, search_predictor, table_record, with_latency
 from fne.device import resolve_device
 from fne.errors import ConfigError
 from fne.evolution.budget import BudgetCheck, SizeBudget
@@ -72,14 +74,16 @@ class SearchResult:
 
 def default_evaluator(config: SearchConfig, workers: int = 0, scheduler: str | None = None,
                       progress: bool = False, dataset: Dataset | None = None) -> Evaluator:
-    """The evaluator a config asks for: in process by default, or on dask workers / a scheduler.
+    """The evaluator a config asks for: in process by default, or on dask workers / a scheduler; its rows carry
+    the predicted latency_ms when the config bounds or minimises latency.
 
     `dataset` is the run's opened data (run_search opens it once); None opens config.data here.
     """
     if dataset is None:
         dataset = open_data(config.data, config.image_size)
-    return make_evaluator(config.space, None, dataset, config.fitness_config(dataset.num_classes), workers=workers,
-                          scheduler=scheduler, progress=progress)
+    evaluator = make_evaluator(config.space, None, dataset, config.fitness_config(dataset.num_classes),
+                               workers=workers, scheduler=scheduler, progress=progress)
+    return with_latency(evaluator, search_predictor(config))
 
 
 def load_ground_truth(space: SearchSpace, path: str | Path) -> dict[str, float]:
@@ -104,8 +108,9 @@ def tournament_tensors(config: SearchConfig, dataset: Dataset | None = None
 
 
 def build_evolution(space: SearchSpace, config: SearchConfig, listener: Any = None,
-                    dataset: Dataset | None = None) -> Evolution:
-    """The loop of a config: Pareto survival, tournaments every tournament_every-th generation, its ranking.
+                    latency: LatencyPredictor | None = None, dataset: Dataset | None = None) -> Evolution:
+    """The loop of a config: Pareto survival, tournaments every tournament_every-th generation, its ranking, and
+    its budgets (size, and latency predicted by `latency`, by default the config's table).
 
     `dataset`, the run's opened data, feeds the tournaments (None: opened when the first one plays).
     """
@@ -123,9 +128,20 @@ def build_evolution(space: SearchSpace, config: SearchConfig, listener: Any = No
                                         ranking=config.ranking(), ranked=config.heuristics,
                                         prior_weight=config.tournament_prior)
     budget = SizeBudget(config.max_params, config.max_flops)
-    fits = BudgetCheck(space, budget).fits if budget.active else None
+    checks = [BudgetCheck(space, budget).fits] if budget.active else []
+    if config.max_latency_ms:
+        checks.append(latency_fits(latency or search_predictor(config), config.max_latency_ms))
+    fits = (lambda genotype: all(check(genotype) for check in checks)) if checks else None
     return Evolution(space, config.loop_config(), ParetoSurvival(config.objectives, config.ranking()), tournament,
                      config.ranking(), fits)
+
+
+def check_table(config: SearchConfig, config_dict: dict[str, Any]) -> None:
+    """Warn when a resumed run's latency table is not the one it started with (predictions may differ)."""
+    recorded = config_dict.get("latency_table")
+    if recorded and recorded.get("sha256") != table_record(config)["sha256"]:
+        log.warning("the latency table %s changed since the run started: new candidates' latencies come from the "
+                    "changed table", recorded.get("path"))
 
 
 def score_candidates(candidates: Sequence[Candidate], evaluator: Evaluator, heuristics: Sequence[str],
@@ -166,10 +182,14 @@ def run_search(config: SearchConfig, out: str | Path | None = None, *, resume: s
     truth = load_ground_truth(space, config.ground_truth) if config.ground_truth else None
     open_data.cache_clear()  # each run opens its data afresh: a folder changed since is seen as changed
     dataset = open_data(config.data, config.image_size)  # DataError (bad data) before any folder is made
+    latency = search_predictor(config)  # DeployError (no or a corrupt latency table) before any folder too
     if resume is not None:
         rundir.check_dataset(run_dir, config_dict, dataset)
+        check_table(config, config_dict)
     else:
         config_dict = run_config_dict(config, data_record(dataset))
+        if latency is not None:
+            config_dict["latency_table"] = table_record(config)
     created = resume is None and not run_dir.exists()
     if resume is None:
         rundir.prepare_new_run(run_dir)  # the recorder writes config.json into it
@@ -178,9 +198,10 @@ def run_search(config: SearchConfig, out: str | Path | None = None, *, resume: s
         if evaluator is None:
             evaluator = default_evaluator(config, workers, scheduler, progress and bool(workers or scheduler),
                                           dataset)
+        evaluator = with_latency(evaluator, latency)
         with run_log(run_dir):
             return _drive(config, space, run_dir, config_dict, checkpoint, evaluator, truth, progress, stop_after,
-                          dataset)
+                          latency, dataset)
     except BaseException:
         if resume is None and not (run_dir / "checkpoint.json").exists():
             rundir.remove_unstarted_run(run_dir, created)  # nothing completed: no stub blocks a retry
@@ -192,11 +213,12 @@ def run_search(config: SearchConfig, out: str | Path | None = None, *, resume: s
 
 def _drive(config: SearchConfig, space: SearchSpace, run_dir: Path, config_dict: dict[str, Any],
            checkpoint: dict[str, Any] | None, evaluator: Evaluator, truth: Mapping[str, float] | None,
-           progress: bool, stop_after: int | None, dataset: Dataset) -> SearchResult:
+           progress: bool, stop_after: int | None, latency: LatencyPredictor | None,
+           dataset: Dataset) -> SearchResult:
     recorder = RunRecorder(run_dir, config, config_dict)
     evaluated: list[Individual] = []
     bars = ProgressBars(config.generations, 0, config.heuristics, progress)
-    evolution = build_evolution(space, config, bars, dataset)
+    evolution = build_evolution(space, config, bars, latency, dataset)
     if checkpoint is not None:
         state = recorder.restore(checkpoint)
         evolution.restore(state.generation, state.next_id, state.population, state.seen)
