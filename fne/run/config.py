@@ -16,7 +16,7 @@ from fne.genotopheno.spaces import SPACES
 from fne.run import rundir
 from fne.scoring.aggregation import AGGREGATES
 from fne.scoring.fitness import DEFAULT_HEURISTICS, HEURISTICS, FitnessConfig
-from fne.training.finalists import FinalistConfig
+from fne.training.finalists import FINALIST_DTYPES, FinalistConfig
 from fne.training.tournament import TournamentConfig
 from fne.version import __version__
 
@@ -120,6 +120,10 @@ class SearchConfig:
     finalist_C: int | None = field(default=None, metadata=cli(
         "Channels C of the finalists' training copies (default: the space's; NB201 trains them at 8).",
         flag="--finalist-width", min=1, per_space=True))
+    finalist_dtype: str = field(default="float64", metadata=cli(
+        "Precision of the finalists' training: float64 gives the same pick on any machine and thread count; "
+        "float32 is about 2x faster but float rounding can change its pick (docs/search.md).",
+        flag="--finalist-precision", choices=FINALIST_DTYPES))
 
     def __post_init__(self) -> None:
         space = SPACES[self.space]  # ConfigError naming the known spaces
@@ -175,6 +179,8 @@ class SearchConfig:
         if self.finalists < 0 or self.finalist_steps < 8:
             raise ConfigError(f"finalists={self.finalists} must be 0 (off) or positive and finalist_steps="
                               f"{self.finalist_steps} at least 8")
+        if self.finalist_dtype not in FINALIST_DTYPES:
+            raise ConfigError(f"finalist precision {self.finalist_dtype!r} is not one of {', '.join(FINALIST_DTYPES)}")
         if self.image_size != 0 and not 4 <= self.image_size <= 4096:
             raise ConfigError(f"image_size={self.image_size}: expected 0 (the dataset's own size) or 4..4096 pixels")
         if self.ground_truth is not None and not space.supports_ground_truth:
@@ -199,7 +205,8 @@ class SearchConfig:
         """How the finalists train: rungs at 1/8, 1/4, 1/2 and all of finalist_steps, seeded by the run."""
         steps = self.finalist_steps
         return FinalistConfig(top=self.finalists, rungs=(steps // 8, steps // 4, steps // 2, steps),
-                              C=self.finalist_C, seed=derived_seed(self.seed, *FINALIST_SEED_PATH))
+                              C=self.finalist_C, seed=derived_seed(self.seed, *FINALIST_SEED_PATH),
+                              dtype=self.finalist_dtype)
 
     def tournament_config(self) -> TournamentConfig:
         """How one DARTS tournament trains (a third of the steps are weight-only warm-up)."""
