@@ -172,15 +172,13 @@ class SearchConfig:
         for name in ("max_params", "max_flops"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must be 0 (no budget) or positive")
-        if self.aggregate not in AGGREGATES:
-            raise ConfigError(f"aggregate={self.aggregate!r} is not one of {', '.join(AGGREGATES)}")
-        if self.final_pick not in FINAL_PICKS:
-            raise ConfigError(f"final_pick={self.final_pick!r} is not one of {', '.join(FINAL_PICKS)}")
+        choices_of = {"aggregate": AGGREGATES, "final_pick": FINAL_PICKS, "finalist_dtype": FINALIST_DTYPES}
+        for name, choices in choices_of.items():
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"{name}={getattr(self, name)!r} is not one of {', '.join(choices)}")
         if self.finalists < 0 or self.finalist_steps < 8:
             raise ConfigError(f"finalists={self.finalists} must be 0 (off) or positive and finalist_steps="
                               f"{self.finalist_steps} at least 8")
-        if self.finalist_dtype not in FINALIST_DTYPES:
-            raise ConfigError(f"finalist precision {self.finalist_dtype!r} is not one of {', '.join(FINALIST_DTYPES)}")
         if self.image_size != 0 and not 4 <= self.image_size <= 4096:
             raise ConfigError(f"image_size={self.image_size}: expected 0 (the dataset's own size) or 4..4096 pixels")
         if self.ground_truth is not None and not space.supports_ground_truth:

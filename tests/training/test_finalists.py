@@ -157,7 +157,7 @@ def test_search_config_rungs_defaults_and_old_runs():
         SearchConfig(space="nb201", finalist_steps=4)
     assert nb201.finalist_config().dtype == "float64"  # the same pick on any machine (docs/search.md)
     assert SearchConfig(space="darts", finalist_dtype="float32").finalist_config().dtype == "float32"
-    with pytest.raises(ConfigError, match="finalist precision 'float16'"):
+    with pytest.raises(ConfigError, match="finalist_dtype='float16' is not one of"):
         SearchConfig(space="nb201", finalist_dtype="float16")
     saved = run_config_dict(nb201)
     assert saved["finalists"]["top"] == 64 and config_from_dict(saved) == nb201
