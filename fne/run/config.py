@@ -121,8 +121,9 @@ class SearchConfig:
         "Channels C of the finalists' training copies (default: the space's; NB201 trains them at 8).",
         flag="--finalist-width", min=1, per_space=True))
     finalist_dtype: str = field(default="float64", metadata=cli(
-        "Precision of the finalists' training: float64 gives the same pick on any machine and thread count; "
-        "float32 is about 2x faster but float rounding can change its pick (docs/search.md).",
+        "Precision of the finalists' training: in float64 rounding moves the training losses they are ranked by "
+        "far less, so the pick holds across machines and thread counts; float32 is about 2x faster, but its pick "
+        "can change with the machine (docs/search.md).",
         flag="--finalist-precision", choices=FINALIST_DTYPES))
 
     def __post_init__(self) -> None:
