@@ -43,7 +43,7 @@ from fne.run.search import tournament_tensors
 from fne.scoring.aggregation import az_nas_log_rank
 from fne.scoring.fitness import DEFAULT_HEURISTICS
 from fne.threads import apply_thread_rule
-from fne.training.finalists import FinalistConfig, _Run, batch_stream, decide
+from fne.training.finalists import FinalistConfig, _Run, batch_stream, decide, survivors
 from fne.training.tournament import run_tournament
 
 log = logging.getLogger("darts_pools")
@@ -135,12 +135,12 @@ def finalists_pick(order: list[int], cells: list[str], prior: np.ndarray, curves
         tse = {i: curves.tse(cells[i], rung) for i in alive}
         steps += len(alive) * (rung - done)
         done = rung
+        alive = sorted(alive, key=order.index)  # the aggregate's order breaks ties (TSEs within the band)
+        values = [tse[i] for i in alive]
         if number < len(rungs) - 1:
-            keep = math.ceil(len(alive) / 2)
-            alive = sorted(alive, key=lambda i: (tse[i], order.index(i)))[:keep]
+            alive = [alive[i] for i in survivors(values, math.ceil(len(alive) / 2), curves.config.tse_band)]
         else:
-            alive = sorted(alive, key=order.index)
-            alive = [alive[decide([tse[i] for i in alive], [prior[i] for i in alive])]]
+            alive = [alive[decide(values, [prior[i] for i in alive], curves.config.tse_band)]]
     return alive[0], steps
 
 
@@ -195,7 +195,10 @@ def main() -> None:
     apply_thread_rule(1)
     table = pd.read_csv(args.scores)
     s = args.finalist_steps
-    config = FinalistConfig(top=args.top, rungs=(s // 8, s // 4, s // 2, s), C=args.finalist_width, seed=args.seed)
+    # float32: the cached curves of report/heuristics/darts/pools were trained so, before the finalists moved to
+    # float64 (fne/training/finalists.py); a new cache may drop this and rebuild the curves in float64.
+    config = FinalistConfig(top=args.top, rungs=(s // 8, s // 4, s // 2, s), C=args.finalist_width, seed=args.seed,
+                            dtype="float32")
     args.out.mkdir(parents=True, exist_ok=True)
     curves = Curves(args.out / "curves.jsonl", args.shape, config)
     tournaments = Tournaments(args.out / "tournaments.jsonl", curves, args.seed) if args.tournament else None

@@ -347,3 +347,16 @@ def test_group_v_shows_the_runs_info_logs(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert " INFO fne.run" in done.stderr
+
+
+def test_a_decompression_bomb_in_an_image_folder_ends_in_one_line(tmp_path):
+    from tests.data.dataset_fixtures import synthetic, write_folder
+    from tests.data.test_dataset_errors import _png_header_only
+
+    images, labels = synthetic(8, (8, 8), 3, 2)
+    write_folder(tmp_path / "images", images, labels, ("a", "b"))
+    bomb = tmp_path / "images" / "a" / "bomb.png"
+    bomb.write_bytes(_png_header_only(40_000, 40_000))
+    code, err = invoke(search, [*TINY_SEARCH, "--data", str(tmp_path / "images"), "--out", str(tmp_path / "run")])
+    assert_one_error_line(code, err, str(bomb), "89,478,485", "FNE_MAX_IMAGE_PIXELS")
+    assert not (tmp_path / "run").exists()

@@ -18,7 +18,7 @@ from fne.run import rundir
 from fne.scoring.aggregation import AGGREGATES
 from fne.scoring.fitness import DEFAULT_HEURISTICS, HEURISTICS, FitnessConfig
 from fne.threads import default_threads
-from fne.training.finalists import FinalistConfig
+from fne.training.finalists import FINALIST_DTYPES, FinalistConfig
 from fne.training.tournament import TournamentConfig
 from fne.version import __version__
 
@@ -130,6 +130,11 @@ class SearchConfig:
     finalist_C: int | None = field(default=None, metadata=cli(
         "Channels C of the finalists' training copies (default: the space's; NB201 trains them at 8).",
         flag="--finalist-width", min=1, per_space=True))
+    finalist_dtype: str = field(default="float64", metadata=cli(
+        "Precision of the finalists' training: in float64 rounding moves the training losses they are ranked by "
+        "far less, so the pick holds across machines and thread counts; float32 is about 2x faster, but its pick "
+        "can change with the machine (docs/search.md).",
+        flag="--finalist-precision", choices=FINALIST_DTYPES))
 
     def __post_init__(self) -> None:
         space = SPACES[self.space]  # ConfigError naming the known spaces
@@ -178,10 +183,10 @@ class SearchConfig:
         for name in ("max_params", "max_flops"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must be 0 (no budget) or positive")
-        if self.aggregate not in AGGREGATES:
-            raise ConfigError(f"aggregate={self.aggregate!r} is not one of {', '.join(AGGREGATES)}")
-        if self.final_pick not in FINAL_PICKS:
-            raise ConfigError(f"final_pick={self.final_pick!r} is not one of {', '.join(FINAL_PICKS)}")
+        choices_of = {"aggregate": AGGREGATES, "final_pick": FINAL_PICKS, "finalist_dtype": FINALIST_DTYPES}
+        for name, choices in choices_of.items():
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"{name}={getattr(self, name)!r} is not one of {', '.join(choices)}")
         if self.finalists < 0 or self.finalist_steps < 8:
             raise ConfigError(f"finalists={self.finalists} must be 0 (off) or positive and finalist_steps="
                               f"{self.finalist_steps} at least 8")
@@ -224,7 +229,8 @@ class SearchConfig:
         """How the finalists train: rungs at 1/8, 1/4, 1/2 and all of finalist_steps, seeded by the run."""
         steps = self.finalist_steps
         return FinalistConfig(top=self.finalists, rungs=(steps // 8, steps // 4, steps // 2, steps),
-                              C=self.finalist_C, seed=derived_seed(self.seed, *FINALIST_SEED_PATH))
+                              C=self.finalist_C, seed=derived_seed(self.seed, *FINALIST_SEED_PATH),
+                              dtype=self.finalist_dtype)
 
     def tournament_config(self) -> TournamentConfig:
         """How one DARTS tournament trains (a third of the steps are weight-only warm-up)."""

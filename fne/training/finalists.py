@@ -15,6 +15,15 @@ that train well, the smaller one (one convolution fewer) leads the first hundred
 So the final decision adds back the capacity signal that the training-free aggregate measures: the pick
 is the smallest AZ-NAS log-rank aggregate of (TSE, rank_combined) over the survivors (`decide`).
 
+A decision should not depend on the machine. Training at this learning rate is chaotic: a rounding
+difference grows about tenfold per step. In float32 the same cell's TSE then differs by up to 2e-2
+relative between thread counts (and so between CPUs), as much as the gaps successive halving ranks by,
+and the DARTS default's last two finalists swap places. The finalists therefore train in float64, whose
+rounding starts nine orders of magnitude lower: the TSEs measured at 1, 2 and 4 threads differ by under
+1e-14 relative for four of five cells, but a chaotic one still reached 4.0e-4 by step 50 (docs/search.md,
+"Same pick on any machine"). TSEs closer than `tse_band` (1e-3 relative, 2.5x that) are a tie, which the
+aggregate's order breaks (`tie_groups`).
+
     table = successive_halving(space, ["C+CC+kCC", "C+CC+cCC", ...], images, labels, FinalistConfig())
 """
 
@@ -35,6 +44,10 @@ from fne.genotopheno.search_space import SearchSpace
 from fne.scoring.aggregation import az_nas_log_rank
 from fne.training.recipe import Stats, augment_batch
 
+FINALIST_DTYPES = ("float64", "float32")
+# The float64 TSE's largest measured spread over 1, 2 and 4 threads is 4.0e-4 relative (docs/search.md).
+TSE_BAND = 1e-3
+
 
 @dataclass(frozen=True)
 class FinalistConfig:
@@ -49,6 +62,9 @@ class FinalistConfig:
     weight_decay: float = 5e-4
     warmup_steps: int = 10  # linear warm-up; then constant, so a run can be continued rung by rung
     seed: int = 0
+    # float64: a TSE that float rounding moves ~1e3-1e13x less than float32's (module docstring); 2-3.4x the CPU.
+    dtype: str = "float64"
+    tse_band: float = TSE_BAND  # relative TSE difference within which two finalists tie
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rungs", tuple(int(r) for r in self.rungs))
@@ -58,6 +74,9 @@ class FinalistConfig:
             raise ConfigError(f"finalist rungs {self.rungs} must be increasing positive step counts")
         if self.batch_size < 1 or self.lr <= 0 or self.warmup_steps < 0:
             raise ConfigError("finalist batch_size, lr and warmup_steps must be positive (warm-up may be 0)")
+        if self.dtype not in FINALIST_DTYPES or not 0 <= self.tse_band < 1:
+            raise ConfigError(f"finalist dtype={self.dtype!r} must be one of {', '.join(FINALIST_DTYPES)} and "
+                              f"tse_band={self.tse_band} in [0, 1)")
 
     def steps(self) -> int:
         """Total training steps of the stage when it starts `top` candidates (the unit of its cost)."""
@@ -74,7 +93,7 @@ class _Run:
     """One finalist's network, optimiser and training losses, continued rung by rung."""
 
     def __init__(self, model: nn.Module, config: FinalistConfig):
-        self.model = model.train()
+        self.model = model.to(dtype=getattr(torch, config.dtype)).train()  # float32 weights convert exactly
         self.optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                          nesterov=True, weight_decay=config.weight_decay)
         self.config = config
@@ -130,10 +149,44 @@ def shortlist(genotypes: Sequence[str], scores: Sequence[float], top: int) -> li
     return chosen
 
 
-def decide(tse: Sequence[float], prior: Sequence[float] | None = None) -> int:
-    """Index of the winner among the last survivors: smallest TSE, or with a prior (rank_combined) log-rank sum."""
+def tie_groups(tse: Sequence[float], band: float = TSE_BAND) -> np.ndarray:
+    """Each TSE's rank with ties: sorted TSEs within `band` (relative) of their neighbour share one (0 = lowest).
+
+    Non-finite TSEs (a diverged finalist) share the last group. Neighbours chain (single linkage), so a group may
+    span more than the band, but two TSEs closer than the band always share a group, whichever is lower.
+    """
     values = np.asarray(tse, dtype=float)
-    keyed = values if prior is None else az_nas_log_rank(np.column_stack([values, np.asarray(prior, dtype=float)]))
+    groups = np.zeros(len(values), dtype=int)
+    order = np.argsort(np.where(np.isfinite(values), values, np.inf), kind="stable")
+    group, previous = 0, None
+    for index in order:
+        value = values[index]
+        if previous is not None and not _within(previous, value, band):
+            group += 1
+        groups[index], previous = group, value
+    return groups
+
+
+def _within(a: float, b: float, band: float) -> bool:
+    """Whether two TSEs tie: both non-finite, or closer than `band` relative to the larger."""
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return not (math.isfinite(a) or math.isfinite(b))
+    return abs(a - b) <= band * max(abs(a), abs(b))
+
+
+def survivors(tse: Sequence[float], keep: int, band: float = TSE_BAND) -> list[int]:
+    """Positions of the `keep` lowest TSEs; TSEs within the band tie and the earlier position (the aggregate's) wins."""
+    groups = tie_groups(tse, band)
+    return sorted(range(len(groups)), key=lambda i: (groups[i], i))[:keep]
+
+
+def decide(tse: Sequence[float], prior: Sequence[float] | None = None, band: float = TSE_BAND) -> int:
+    """Index of the winner among the last survivors: smallest TSE, or with a prior (rank_combined) log-rank sum.
+
+    TSEs within the band rank equal (`tie_groups`); exact ties of the result keep the earlier index.
+    """
+    groups = tie_groups(tse, band).astype(float)
+    keyed = groups if prior is None else az_nas_log_rank(np.column_stack([groups, np.asarray(prior, dtype=float)]))
     keyed = np.where(np.isnan(keyed), np.inf, keyed)
     return int(np.argsort(keyed, kind="stable")[0])
 
@@ -164,7 +217,8 @@ def batch_stream(images: torch.Tensor, labels: torch.Tensor, config: FinalistCon
         start = (step % per_epoch) * config.batch_size
         index = order[start:start + config.batch_size]
         generator = torch.Generator(device=images.device).manual_seed(config.seed * 1_000_003 + step)
-        return augment_batch(images[index], generator, cutout=0, stats=stats), labels[index]
+        x = augment_batch(images[index], generator, cutout=0, stats=stats)  # elementwise: the same on any CPU
+        return x.to(getattr(torch, config.dtype)), labels[index]
 
     return batch
 
@@ -178,7 +232,7 @@ def successive_halving(space: SearchSpace, genotypes: Sequence[str], images: tor
     """Train the genotypes (best first) rung by rung, halving by TSE; one row each, `winner` flags the pick.
 
     images are uint8 NHWC training images and labels their int64 classes, on `device` (with `ordered`, only the
-    `stream_positions` of the training set, in that order). Ties (and inf
+    `stream_positions` of the training set, in that order). Ties (TSEs within config.tse_band, and inf
     losses) keep the earlier genotype, so the aggregate's order breaks them. `prior` (each genotype's
     rank_combined) joins the TSE in the final decision among the last rung's survivors (`decide`). `on_step`
     is called after every training step, `on_rung(rung number, finalists that trained it)` after each rung.
@@ -200,12 +254,13 @@ def successive_halving(space: SearchSpace, genotypes: Sequence[str], images: tor
             stopped_at[index] = rung
         if on_rung is not None:
             on_rung(number, len(alive))
+        alive = sorted(alive)  # in the aggregate's order, so that it breaks ties
+        tse = [runs[i].tse() for i in alive]
         if number < len(config.rungs) - 1:
-            alive = sorted(alive, key=lambda i: (runs[i].tse(), i))[:math.ceil(len(alive) / 2)]
-        else:  # in the aggregate's order, so that it breaks ties here too
-            alive = sorted(alive)
+            alive = [alive[i] for i in survivors(tse, math.ceil(len(alive) / 2), config.tse_band)]
+        else:
             last_prior = None if prior is None else [prior[i] for i in alive]
-            alive = [alive[decide([runs[i].tse() for i in alive], last_prior)]]
+            alive = [alive[decide(tse, last_prior, config.tse_band)]]
     return pd.DataFrame({
         "genotype": list(genotypes),
         "order": np.arange(len(runs)),

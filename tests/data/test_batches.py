@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +13,9 @@ from fne.data.cifar10 import heuristic_labelled_batch, load_cifar10, subset, to_
 from fne.data.dataset import OpenOptions, measure_stats
 from fne.data.datasets import open_dataset
 from tests.data.dataset_fixtures import class_major, sample_arrays, synthetic, write_folder
+from tests.shared_data import CIFAR10_BATCHES, require
 
-SHARED_BATCHES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar-10-batches-py"
+SHARED_BATCHES = CIFAR10_BATCHES
 
 
 @pytest.mark.parametrize("n, seed", [(64, 0), (37, 5)])
@@ -25,9 +25,8 @@ def test_sample_probe_is_todays_heuristic_batch_bit_for_bit(n, seed):
     assert torch.equal(x, x0) and torch.equal(y, y0)
 
 
-@pytest.mark.skipif(not SHARED_BATCHES.is_dir(), reason="shared CIFAR-10 folder is absent")
 def test_cifar10_folder_probe_is_todays_heuristic_batch_bit_for_bit():
-    x, y = probe_batch(open_dataset(SHARED_BATCHES), 64, 3)
+    x, y = probe_batch(open_dataset(require(SHARED_BATCHES)), 64, 3)
     x0, y0 = to_tensor(subset(load_cifar10(SHARED_BATCHES, "train"), 64, 3))
     assert torch.equal(x, x0) and torch.equal(y, y0)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -129,3 +131,62 @@ def test_the_digest_does_not_depend_on_where_the_folder_lies(tmp_path, options):
     write_folder(tmp_path / "one", images, labels, ("a", "b"))
     write_folder(tmp_path / "two", images, labels, ("a", "b"))
     assert open_dataset(tmp_path / "one", options).digest == open_dataset(tmp_path / "two", options).digest
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A valid PNG signature and IHDR chunk (8-bit RGB) claiming width x height pixels, then IEND: no pixels."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + \
+        chunk(b"IEND", b"")
+
+
+def test_a_decompression_bomb_is_refused_by_name_with_the_limit(tmp_path, options, monkeypatch):
+    images, labels = synthetic(4, (4, 4), 3, 2)
+    write_folder(tmp_path / "f", images, labels, ("a", "b"))
+    bomb = tmp_path / "f" / "a" / "bomb.png"
+    bomb.write_bytes(_png_header_only(40_000, 40_000))  # 1.6e9 pixels in 45 bytes
+    monkeypatch.delenv(folder_index.PIXEL_LIMIT_ENV, raising=False)
+    with pytest.raises(DataError) as error:
+        open_dataset(tmp_path / "f", options)
+    message = _one_line(error)
+    assert str(bomb) in message and "89,478,485" in message and folder_index.PIXEL_LIMIT_ENV in message
+    # Between PIL's limit and twice it PIL only warns; fne refuses there too, naming the size it read.
+    bomb.write_bytes(_png_header_only(10_000, 10_000))
+    with pytest.raises(DataError, match="10000 x 10000 = 100,000,000 pixels beyond the limit of 89,478,485"):
+        open_dataset(tmp_path / "f", options)
+    monkeypatch.setenv(folder_index.PIXEL_LIMIT_ENV, "1_000")
+    bomb.write_bytes(_png_header_only(40, 40))
+    with pytest.raises(DataError, match="40 x 40 = 1,600 pixels beyond the limit of 1,000"):
+        open_dataset(tmp_path / "f", options)
+    monkeypatch.setenv(folder_index.PIXEL_LIMIT_ENV, "lots")
+    with pytest.raises(DataError, match="FNE_MAX_IMAGE_PIXELS='lots'"):
+        open_dataset(tmp_path / "f", options)
+
+
+def test_a_large_image_is_admitted_when_the_limit_is_raised(tmp_path, options, monkeypatch):
+    images, labels = synthetic(4, (4, 4), 3, 2)
+    write_folder(tmp_path / "f", images, labels, ("a", "b"))
+    monkeypatch.setenv(folder_index.PIXEL_LIMIT_ENV, "15")  # the 4 x 4 images claim 16 pixels
+    with pytest.raises(DataError, match="4 x 4 = 16 pixels beyond the limit of 15"):
+        open_dataset(tmp_path / "f", options)
+    for limit in ("16", "0"):  # 0: no limit
+        monkeypatch.setenv(folder_index.PIXEL_LIMIT_ENV, limit)
+        dataset = open_dataset(tmp_path / "f", options)
+        assert dataset.train_size == 4 and dataset.read(np.arange(4))[0].shape == (4, 4, 3)
+
+
+def test_a_dangling_symlink_in_a_class_folder_is_called_what_it_is(tmp_path, options):
+    images, labels = synthetic(4, (4, 4), 3, 2)
+    write_folder(tmp_path / "f", images, labels, ("a", "b"))
+    link = tmp_path / "f" / "b" / "gone.png"
+    os.symlink(tmp_path / "elsewhere" / "gone.png", link)
+    with pytest.raises(DataError) as error:
+        open_dataset(tmp_path / "f", options)
+    message = _one_line(error)
+    assert str(link) in message and "broken symbolic link" in message and "folder" not in message
+    assert str(tmp_path / "elsewhere" / "gone.png") in message
+    link.unlink()
+    (tmp_path / "f" / "b" / "sub").mkdir()  # a real folder keeps its own message
+    with pytest.raises(DataError, match="sub is a folder inside a class folder"):
+        open_dataset(tmp_path / "f", options)

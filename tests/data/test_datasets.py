@@ -13,8 +13,9 @@ from fne.data.datasets import detect_format, open_dataset, parse_spec
 from fne.data.formats.cifar100 import write_cifar100
 from fne.errors import ConfigError
 from tests.data.dataset_fixtures import sample_arrays, synthetic, write_cifar10, write_folder
+from tests.shared_data import CIFAR10_BATCHES, require
 
-SHARED_BATCHES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar-10-batches-py"
+SHARED_BATCHES = CIFAR10_BATCHES
 
 
 def test_sample_is_the_default_and_keeps_cifar10_constants():
@@ -27,9 +28,8 @@ def test_sample_is_the_default_and_keeps_cifar10_constants():
     assert open_dataset("sample").digest == open_dataset(f"npz:{SAMPLE_PATH}").digest
 
 
-@pytest.mark.skipif(not SHARED_BATCHES.is_dir(), reason="shared CIFAR-10 folder is absent")
 def test_shared_cifar10_folder_opens_with_its_test_batch_held_out():
-    dataset = open_dataset(SHARED_BATCHES)
+    dataset = open_dataset(require(SHARED_BATCHES))
     assert dataset.format == "cifar10" and (dataset.train_size, dataset.val_size) == (50000, 1000)
     assert np.bincount(dataset.train_labels).tolist() == [5000] * 10
     assert dataset.read([0])[0].shape == (32, 32, 3)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,8 +23,9 @@ from fne.genotopheno.nb201 import (
 )
 from fne.genotopheno.network import count_flops, count_parameters
 from fne.genotopheno.spaces import get_space
+from tests.shared_data import NB201_TABLE, require
 
-NB201_CSV = Path(__file__).resolve().parents[3] / "shared" / "data" / "nb201" / "nb201_cifar10.csv"
+NB201_CSV = NB201_TABLE
 
 # The benchmark's best CIFAR-10 cell (arch-index 9930, 94.36% test accuracy).
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -89,9 +89,8 @@ def test_all_genotypes_enumerates_every_cell_once_and_round_trips(space):
         assert from_arch_str(to_arch_str(text)) == text
 
 
-@pytest.mark.skipif(not NB201_CSV.exists(), reason="shared NB201 ground-truth table not available")
 def test_every_official_arch_string_parses_and_re_emits_identically(space):
-    with NB201_CSV.open(newline="") as handle:
+    with require(NB201_CSV).open(newline="") as handle:
         archs = [row["arch_str"] for row in csv.DictReader(handle)]
     assert len(archs) == 15_625
     compacts = set()

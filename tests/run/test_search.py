@@ -19,8 +19,9 @@ from fne.errors import CheckpointError
 from fne.run.evaluation import FunctionEvaluator
 from fne.run.search import SearchConfig, run_search
 from fne.scoring.fitness import DEFAULT_HEURISTICS, ORIGINAL_HEURISTICS
+from tests.shared_data import NB201_TABLE, require
 
-GROUND_TRUTH = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nb201" / "nb201_cifar10.csv"
+GROUND_TRUTH = NB201_TABLE
 # Columns the other parts (plots, export, report) read from history.csv.
 HISTORY_COLUMNS = ["generation", "id", "genotype", "parents", "ntk", "linear_regions", "grad_corr", "params",
                    "flops", "seconds", "error", "selected", "selection", "front", "crowding", "rank_combined",
@@ -155,8 +156,8 @@ def test_a_non_empty_out_is_not_overwritten(capsys, tmp_path):
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
 
-@pytest.mark.skipif(not GROUND_TRUTH.is_file(), reason="NB201 ground truth not available")
 def test_cli_nb201_search_with_real_heuristics_resumes_exactly(capsys, tmp_path):
+    require(GROUND_TRUTH)
     options = ["--space", "nb201", "--population", "3", "--offspring", "2", "--generations", "2",
                "--tournament-every", "2", "--tournament-size", "2", "--tournament-steps", "2",
                "--tournament-width", "4", "--batch-size", "8", "--seed", "4", "--device", "cpu",

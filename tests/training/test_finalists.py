@@ -14,14 +14,17 @@ from fne.data.cifar10 import load_cifar10
 from fne.errors import ConfigError
 from fne.genotopheno.spaces import get_space
 from fne.run.config import SearchConfig, config_from_dict, run_config_dict
-from fne.training import augment_batch
+from fne.training import augment_batch, finalists
 from fne.training.finalists import (
+    TSE_BAND,
     FinalistConfig,
     batch_stream,
     decide,
     shortlist,
     stream_positions,
     successive_halving,
+    survivors,
+    tie_groups,
 )
 
 TINY = FinalistConfig(top=4, rungs=(2, 4, 6), C=2, batch_size=8, lr=0.05, warmup_steps=2, seed=3)
@@ -58,7 +61,7 @@ def test_total_steps_follow_the_halving():
 
 
 @pytest.mark.parametrize("settings", [dict(top=-1), dict(rungs=()), dict(rungs=(4, 2)), dict(rungs=(0, 3)),
-                                      dict(lr=0.0)])
+                                      dict(lr=0.0), dict(dtype="float16"), dict(tse_band=-1e-9), dict(tse_band=1.0)])
 def test_bad_settings_are_refused(settings):
     with pytest.raises(ConfigError):
         FinalistConfig(**settings)
@@ -66,7 +69,8 @@ def test_bad_settings_are_refused(settings):
 
 def _plain_loop(genotype: str, images, labels, config: FinalistConfig, steps: int) -> list[float]:
     """The reference: one network trained on its own, batch by batch, with the same recipe written out."""
-    model = get_space("nb201").build(genotype, C=config.C, seed=config.seed).train()
+    dtype = getattr(torch, config.dtype)  # float64 by default: weights and inputs converted after float32 set-up
+    model = get_space("nb201").build(genotype, C=config.C, seed=config.seed).to(dtype).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
                                 weight_decay=config.weight_decay)
     order = np.random.default_rng(config.seed).permutation(len(images))
@@ -77,7 +81,7 @@ def _plain_loop(genotype: str, images, labels, config: FinalistConfig, steps: in
             group["lr"] = config.lr * min(1.0, (step + 1) / config.warmup_steps)
         index = torch.from_numpy(order[(step % per_epoch) * config.batch_size:][:config.batch_size])
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-        x = augment_batch(images[index], generator, cutout=0)
+        x = augment_batch(images[index], generator, cutout=0).to(dtype)
         loss = F.cross_entropy(model(x), labels[index])
         optimizer.zero_grad()
         loss.backward()
@@ -96,10 +100,10 @@ def test_each_finalist_trains_as_if_alone_and_halving_keeps_the_lowest_tse(data)
         reference = _plain_loop(row.genotype, images, labels, TINY, row.steps)
         assert row.tse == pytest.approx(np.mean(reference), rel=1e-5)
         assert row.final_loss == pytest.approx(reference[-1], rel=1e-5)
-    for rung, survivors in ((2, 3), (4, 2)):
+    for rung, kept in ((2, 3), (4, 2)):
         reached = table[table["steps"] > rung]
         stopped = table[table["steps"] == rung]
-        assert len(reached) == survivors
+        assert len(reached) == kept
         # Every survivor trained better than every candidate stopped at this rung, compared at the rung.
         at_rung = {g: np.mean(_plain_loop(g, images, labels, TINY, rung)) for g in table["genotype"]}
         assert max(at_rung[g] for g in reached["genotype"]) <= min(at_rung[g] for g in stopped["genotype"])
@@ -151,6 +155,10 @@ def test_search_config_rungs_defaults_and_old_runs():
     assert SearchConfig(space="nb201", finalist_steps=9).finalist_config().rungs == (1, 2, 4, 9)
     with pytest.raises(ConfigError, match="finalist"):
         SearchConfig(space="nb201", finalist_steps=4)
+    assert nb201.finalist_config().dtype == "float64"  # the same pick on any machine (docs/search.md)
+    assert SearchConfig(space="darts", finalist_dtype="float32").finalist_config().dtype == "float32"
+    with pytest.raises(ConfigError, match="finalist_dtype='float16' is not one of"):
+        SearchConfig(space="nb201", finalist_dtype="float16")
     saved = run_config_dict(nb201)
     assert saved["finalists"]["top"] == 64 and config_from_dict(saved) == nb201
     del saved["search"]["finalists"]  # a run directory from before the stage existed resumes without it
@@ -183,3 +191,72 @@ def test_the_stream_over_its_drawn_positions_is_the_stream_over_all_images(data,
     again = successive_halving(get_space("nb201"), genotypes, images[positions], labels[positions], config,
                                ordered=True)
     pd.testing.assert_frame_equal(table, again, check_exact=True)
+
+
+# ---------------------------------------------------------------- the noise band: ties the aggregate breaks
+INSIDE = TSE_BAND / 2  # a relative difference float rounding may make on another machine (float64, measured)
+
+
+def test_tses_within_the_band_share_a_group_and_non_finite_ones_come_last():
+    a = 2.0
+    assert tie_groups([a * (1 + INSIDE), a, 2.1, math.inf, np.nan, a * (1 + 3 * TSE_BAND)]).tolist() == \
+        [0, 0, 2, 3, 3, 1]
+    assert tie_groups([1.0, 1.0 + 0.6 * TSE_BAND, 1.0 + 1.2 * TSE_BAND]).tolist() == [0, 0, 0]  # neighbours chain
+    assert tie_groups([1.0, 1.1], band=0.2).tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_a_difference_inside_the_band_cannot_flip_a_rung(sign):
+    """Whichever of two tied TSEs comes out lower on a machine, the earlier (the aggregate's better) survives."""
+    a = 2.3
+    tse = [a * (1 + sign * INSIDE), a, 2.5, 2.2]
+    assert survivors(tse, 2) == [3, 0]
+    assert survivors(tse, 1) == [3] and survivors(tse[:3], 1) == [0]
+    assert survivors([a * (1 + 3 * TSE_BAND), a], 1) == [1]  # beyond the band the TSE decides
+    assert survivors([a * (1 + sign * INSIDE), a], 1, band=0.0) == ([1] if sign > 0 else [0])  # no band: noise decides
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_a_difference_inside_the_band_cannot_flip_the_final_decision(sign):
+    a = 2.0
+    assert decide([a * (1 + sign * INSIDE), a]) == 0
+    # Tied TSEs rank equal, so the prior decides: the second has the better aggregate.
+    assert decide([a * (1 + sign * INSIDE), a, 2.5], prior=[2.0, 1.0, 3.0]) == 1
+    # Beyond the band, by hand (m = 3): the first scores 0 + 0.405, the second 0.405 + 0, a tie the order breaks.
+    assert decide([a, a * (1 + 3 * TSE_BAND), 2.5], prior=[2.0, 1.0, 3.0]) == 0
+
+
+def test_successive_halving_decides_tied_tses_by_the_aggregate(data, monkeypatch):
+    """Each finalist's TSE rounded to 0.1, then jittered inside the band: the aggregate decides every tie."""
+    images, labels = data
+    genotypes = ["C+CC+kCC", "n+nn+nnn", "k+kk+kkk", "C+Cc+CCc", "a+aa+aaa"]
+    true_tse = finalists._Run.tse
+    for seed in (0, 1):
+        jitter = np.random.default_rng(seed)
+
+        def noisy_tse(run, jitter=jitter):
+            return round(true_tse(run) / 0.1) * 0.1 * (1 + jitter.uniform(-INSIDE, INSIDE))
+        monkeypatch.setattr(finalists._Run, "tse", noisy_tse)
+        table = successive_halving(get_space("nb201"), genotypes, images, labels, TINY, prior=[5, 4, 3, 2, 1])
+        # Rounded (the plain TSEs are in the first test's table): step 2 gives 2.4, 2.3, 2.3, 2.4, 2.3, so
+        # orders 1, 2 and 4 go on; at step 4 all three tie at 2.3 and the aggregate keeps 1 and 2; at step 6
+        # they tie again and the prior (3 before 4) picks order 2, where the plain TSE picked order 1.
+        assert table["steps"].tolist() == [2, 6, 6, 2, 4], seed
+        assert table["winner"].tolist() == [False, False, True, False, False], seed
+
+
+def test_the_tse_in_float64_agrees_across_thread_counts_within_the_band(data):
+    """Another reduction order (as on another CPU) moves the float64 TSE far less than the band."""
+    images, labels = data
+    config = FinalistConfig(top=2, rungs=(4, 8), C=8, batch_size=16, lr=0.1, warmup_steps=2, seed=1)
+    before = torch.get_num_threads()
+    try:
+        tables = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            tables.append(successive_halving(get_space("nb201"), ["C+CC+kCC", "C+Cc+CCc"], images, labels, config))
+    finally:
+        torch.set_num_threads(before)
+    one, two = tables
+    np.testing.assert_allclose(two["tse"], one["tse"], rtol=TSE_BAND / 10, atol=0)
+    assert one["winner"].tolist() == two["winner"].tolist()

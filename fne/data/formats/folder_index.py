@@ -4,6 +4,10 @@ Indexing reads each file once, to hash its bytes (the content digest) and to par
 mode); pixels are decoded later, only for the images a batch draws. The index is cached under fne's cache
 folder, keyed by the folder's path and every file's size and mtime, so a changed, added or removed file
 rebuilds it.
+
+An image whose header claims more than `pixel_limit()` pixels (PIL's default, 89,478,485: a decompression
+bomb is a small file claiming 40,000 x 40,000) is refused before it is decoded; FNE_MAX_IMAGE_PIXELS admits
+larger ones (a number of pixels, or 0 for no limit).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import hashlib
 import io
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +33,8 @@ logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 UNSPLIT, TRAIN, VAL = -1, 0, 1
 _GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")  # modes fne reads as one channel; every other mode as RGB
+PIXEL_LIMIT_ENV = "FNE_MAX_IMAGE_PIXELS"
+DEFAULT_PIXEL_LIMIT = 89_478_485  # PIL's Image.MAX_IMAGE_PIXELS as shipped (about 0.25 GiB of 24-bit pixels)
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,11 +56,21 @@ def _class_folders(folder: Path) -> list[str]:
     return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
 
 
+def _not_a_file(entry: os.DirEntry) -> DataError:
+    """What a class folder's entry that is no regular file is, as the error that names it."""
+    if entry.is_symlink() and not os.path.exists(entry.path):
+        return DataError(f"{entry.path} is a broken symbolic link (to {os.readlink(entry.path)}, which does not "
+                         "exist); expected PNG/JPEG files only")
+    if entry.is_dir():
+        return DataError(f"{entry.path} is a folder inside a class folder; expected PNG/JPEG files only")
+    return DataError(f"{entry.path} is not a regular file (a device, socket or pipe); expected PNG/JPEG files only")
+
+
 def _files(folder: Path) -> list[os.DirEntry]:
     entries = sorted((e for e in os.scandir(folder) if not e.name.startswith(".")), key=lambda e: e.name)
     for entry in entries:
         if not entry.is_file():
-            raise DataError(f"{entry.path} is a folder inside a class folder; expected PNG/JPEG files only")
+            raise _not_a_file(entry)
         if not entry.name.lower().endswith(IMAGE_SUFFIXES):
             raise DataError(f"{entry.path} is not an image; expected PNG or JPEG files "
                             f"({', '.join(IMAGE_SUFFIXES)}) in each class folder")
@@ -87,11 +104,42 @@ def list_folder(root: Path) -> tuple[tuple[str, ...], list[tuple[str, int, int, 
     return classes, rows
 
 
+def pixel_limit() -> int | None:
+    """The most pixels an image may claim: FNE_MAX_IMAGE_PIXELS (0: no limit), else PIL's default; DataError if bad."""
+    text = os.environ.get(PIXEL_LIMIT_ENV, "").strip().replace("_", "").replace(",", "")
+    if not text:
+        return DEFAULT_PIXEL_LIMIT
+    if not text.isdigit():
+        raise DataError(f"{PIXEL_LIMIT_ENV}={os.environ[PIXEL_LIMIT_ENV]!r}: expected a number of pixels (0: no limit)")
+    return int(text) or None
+
+
+def open_image(source, path: Path) -> Image.Image:
+    """PIL's lazy Image.open of `source` (a path or bytes stream) after checking the pixels its header claims."""
+    limit = pixel_limit()
+    # PIL reads its limit from a module global at every open: set it to fne's (it warns above it, and refuses
+    # twice it); the warning is replaced by the DataError below, which names the file and the way out.
+    Image.MAX_IMAGE_PIXELS = limit
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(source)
+    except Image.DecompressionBombError:
+        image = None
+    if image is None or (limit is not None and image.size[0] * image.size[1] > limit):
+        claimed = "" if image is None else f"{image.size[0]} x {image.size[1]} = {image.size[0] * image.size[1]:,} "
+        if image is not None:
+            image.close()
+        raise DataError(f"{path} claims {claimed}pixels beyond the limit of {limit:,} (a decompression bomb?); set "
+                        f"{PIXEL_LIMIT_ENV} to a larger number of pixels (0: no limit) to admit large images")
+    return image
+
+
 def read_header(path: Path) -> tuple[int, int, int, bytes]:
     """(height, width, channels, blake2b of the bytes) of one image file; DataError if it is not an image."""
     data = path.read_bytes()
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with open_image(io.BytesIO(data), path) as image:
             width, height = image.size
             channels = 1 if image.mode in _GRAY_MODES else 3
     except (UnidentifiedImageError, OSError, ValueError) as exc:

@@ -12,10 +12,9 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from fne.data.dataset import Dataset, OpenOptions, known_stats, register_format, seeded_split
-from fne.data.formats.folder_index import IMAGE_SUFFIXES, TRAIN, UNSPLIT, VAL, folder_index
+from fne.data.formats.folder_index import IMAGE_SUFFIXES, TRAIN, UNSPLIT, VAL, folder_index, open_image
 from fne.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -33,7 +32,7 @@ class FolderReader:
 
     def _decode(self, path: Path) -> np.ndarray:
         try:
-            with Image.open(path) as image:
+            with open_image(path, path) as image:  # a file changed since it was indexed may claim more
                 pixels = np.array(image.convert("RGB" if self.channels == 3 else "L"))  # writable, for torch
         except (OSError, ValueError) as exc:  # truncated or changed since it was indexed
             raise DataError(f"cannot decode {path} ({type(exc).__name__}: {exc}); expected a PNG or JPEG image") \
