@@ -81,6 +81,7 @@ def main() -> None:
     curves = Curves(args.curves / "curves.jsonl", "16.32.64|1.1.1", config)
     rng = np.random.default_rng(args.seed)
     choices, judged = [], []
+    args.out.mkdir(parents=True, exist_ok=True)
     for split in range(args.splits):
         shuffled = rng.permutation(len(table))
         halves = [half_pools(table, part, args.pools, args.pool_size, rng, curves)
@@ -95,8 +96,11 @@ def main() -> None:
                             "difference": diff.mean(), "ci_low": low, "ci_high": high})
             judged.append(judge.assign(split=split, half=half))
         logging.info("split %d/%d: %d cells trained so far", split + 1, args.splits, len(curves.losses))
-    cv = pd.DataFrame(choices)
-    pools = pd.concat(judged, ignore_index=True)
+        write_tables(args, pd.DataFrame(choices), pd.concat(judged, ignore_index=True), split + 1)
+
+
+def write_tables(args: argparse.Namespace, cv: pd.DataFrame, pools: pd.DataFrame, splits: int) -> None:
+    """cv.csv, rules.csv and finalists.md of the splits done so far (rewritten after each split)."""
     rules = []
     for rule in [OFF, *(f"finalists, top {top}" for top in TOPS)]:
         diff = (pools[rule] - pools[OFF]).to_numpy()
@@ -107,16 +111,14 @@ def main() -> None:
                       "ci_low": low, "ci_high": high,
                       "halves_better / worse": f"{int((per_choice > 0).sum())} / {int((per_choice < 0).sum())}"})
     rules = pd.DataFrame(rules)
-    args.out.mkdir(parents=True, exist_ok=True)
     cv.to_csv(args.out / "cv.csv", index=False, float_format="%.3f")
     rules.to_csv(args.out / "rules.csv", index=False, float_format="%.3f")
     text = ["# DARTS finalists, chosen on half the shared cells and judged on the other half", "",
             f"`python experiments/darts_finalists_cv.py {args.scores} --curves {args.curves} --out {args.out} "
-            f"--splits {args.splits} --pools {args.pools} --pool-size {args.pool_size}`", "",
+            f"--splits {args.splits} --pools {args.pools} --pool-size {args.pool_size}` ({splits} splits done)", "",
             "## Each rule on the judged halves' pools (pooled over the splits)", "", markdown_table(rules.round(2)), "",
             "## The choice made on each half and its judgement on the other", "", markdown_table(cv.round(2)), ""]
     (args.out / "finalists.md").write_text("\n".join(text))
-    print("\n".join(text))
 
 
 if __name__ == "__main__":

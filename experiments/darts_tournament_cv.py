@@ -47,16 +47,32 @@ def cell_key(canonical: str) -> str:
     return "|".join(canonical.split("|")[:2]) + "|16.32.64|1.1.1"
 
 
+def alone_readings(row: dict) -> dict[str, float]:
+    """One cell's readings, higher = better: minus its held-out loss and minus its training speed after n steps."""
+    losses = np.asarray(row["train_losses"], dtype=float)
+    values = {f"alone held-out loss @{n}": -v for n, v in row["held_out"].items()}
+    for n in (int(k) for k in row["held_out"] if int(k) > 0):
+        values[f"alone TSE @{n}"] = -float(losses[:n].mean())
+    return values
+
+
 def alone_values(rows: list[dict]) -> pd.DataFrame:
-    """Per cell (index) and reading (columns), higher = better: minus held-out loss / training speed after n steps."""
-    table = {}
+    """Per cell (index) and reading (columns) at one thread (the study's setting; other thread counts are noise)."""
+    return pd.DataFrame.from_dict({row["key"]: alone_readings(row) for row in rows if "threads" not in row["setting"]},
+                                  orient="index")
+
+
+def noise_band(rows: list[dict]) -> pd.DataFrame:
+    """Per reading: the largest absolute difference between a cell's value at 1 thread and at 2 or 4 threads."""
+    base = {row["key"]: alone_readings(row) for row in rows if "threads" not in row["setting"]}
+    found: dict[tuple[str, str], list[float]] = {}
     for row in rows:
-        losses = np.asarray(row["train_losses"], dtype=float)
-        values = {f"alone held-out loss @{n}": -v for n, v in row["held_out"].items()}
-        for n in (int(k) for k in row["held_out"] if int(k) > 0):
-            values[f"alone TSE @{n}"] = -float(losses[:n].mean())
-        table[row["key"]] = values
-    return pd.DataFrame.from_dict(table, orient="index")
+        if "threads" in row["setting"] and row["key"] in base:
+            threads = row["setting"].split()[-1]
+            for name, value in alone_readings(row).items():
+                found.setdefault((name, threads), []).append(abs(value - base[row["key"]][name]))
+    return pd.DataFrame([{"reading": name, "against 1 thread": threads, "cells": len(d), "max_abs_difference": max(d),
+                          "mean_abs_difference": float(np.mean(d))} for (name, threads), d in found.items()])
 
 
 def mixture_values(rows: list[dict]) -> dict[str, dict[str, np.ndarray]]:
@@ -212,7 +228,7 @@ def read_cache(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0915 - one linear report
     """Judge every rule on the search's groups, cross-validate the choice, write the tables."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scores", type=Path)
@@ -236,21 +252,34 @@ def main() -> None:
     frame = outcomes(table, groups, {**mixture_readings, **alone_readings})
     played = sorted({n for n, g in enumerate(groups) if ";".join(g) in mixture})
     complete = sorted(set(frame[frame["reading"].str.startswith("alone")]["group"]))
-    sets = {"played mixture groups": frame[frame["group"].isin(played)],
-            "all groups, alone readings": frame[frame["group"].isin(complete)
-                                                & ~frame["reading"].str.startswith("mixture")]}
+    alone_rows = frame["group"].isin(complete) & ~frame["reading"].str.startswith("mixture")
+    sets = {f"the {len(played)} groups the mixture played, every reading": frame[frame["group"].isin(played)],
+            f"the {len(complete)} groups of cells trained alone, alone readings": frame[alone_rows],
+            f"the {len(complete)} groups of cells trained alone, training speed only": frame[alone_rows & ~frame[
+                "reading"].str.contains("held-out")]}
     tables, cvs = [], []
     for label, part in sets.items():
         if part.empty:
             continue
         tables.append(summary(part).assign(groups_set=label))
         cvs.append(pd.DataFrame([cv_summary(cross_validate(part, args.splits, args.seed))]).assign(procedure=label))
-    if len(complete) == len(groups):
-        only_alone = table.loc[[c for c in table.index if c in alone.index]]
-        regrouped = regrouped_cv(only_alone, alone_readings, max(1, args.splits // 5), args.regroupings, args.seed)
-        cvs.append(pd.DataFrame([cv_summary(regrouped)]).assign(procedure="alone readings, cells halved and regrouped"))
+    measured = table.loc[[c for c in table.index if c in alone.index]]
+    for label, names in (("alone readings", list(alone.columns)),
+                         ("training speed only", [n for n in alone.columns if "TSE" in n])):
+        readings = {name: alone_readings[name] for name in names}
+        regrouped = regrouped_cv(measured, readings, max(1, args.splits // 5), args.regroupings, args.seed)
+        cvs.append(pd.DataFrame([cv_summary(regrouped)]).assign(
+            procedure=f"{len(measured)} cells trained alone, halved and regrouped {args.regroupings} times, {label}"))
+    rng = np.random.default_rng(args.seed + 1)
+    many = [[str(measured.index[i]) for i in g] for _ in range(args.regroupings * 2)
+            for g in split_into_tournaments(len(measured), 4, rng)]
+    tables.append(summary(outcomes(measured, many, alone_readings)).assign(
+        groups_set=f"{len(many)} groups: the {len(measured)} cells trained alone regrouped {args.regroupings * 2} "
+                   "times (intervals optimistic: the groups share cells)"))
     rules = pd.concat(tables, ignore_index=True)
     bias = bias_table(table, groups, {**mixture_readings, **alone_readings})
+    noise = noise_band(read_cache(args.cache / "alone.jsonl"))
+    noise.to_csv(args.out / "noise.csv", index=False, float_format="%.3g")
     bias.to_csv(args.out / "bias.csv", index=False, float_format="%.4f")
     cv = pd.concat(cvs, ignore_index=True)
     rules.to_csv(args.out / "rules.csv", index=False, float_format="%.4f")
@@ -261,7 +290,8 @@ def main() -> None:
             f"{len(played)} of them. Rank: the pick's within-group rank of surrogate accuracy (0 = best).", "",
             "## Cross-validated choice (chosen on one half, judged on the other)", "",
             markdown_table(cv.round(3)), "", "## What each reading prefers (mean within-group Spearman)", "",
-            markdown_table(bias.round(3)), "", "## Every rule", ""]
+            markdown_table(bias.round(3)), "", "## Noise across thread counts (cells trained alone)", "",
+            markdown_table(noise) if len(noise) else "(not measured)", "", "## Every rule", ""]
     for label, part in rules.groupby("groups_set", sort=False):
         best = part.sort_values("mean_rank", kind="stable")
         text += [f"### {label}", "", markdown_table(best.drop(columns="groups_set").round(3)), ""]

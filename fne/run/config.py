@@ -57,10 +57,10 @@ class SearchConfig:
         "Every k-th generation selects the children by DARTS tournaments instead of Pareto survival (0: never).",
         min=0, per_space=True))
     tournament_size: int = field(default=4, metadata=cli(
-        "k: children mixed in one tournament supernet; the one with the largest alpha survives.", min=2))
+        "k: children in one tournament; the one its judge values most (with the prior) survives.", min=2))
     tournament_steps: int | None = field(default=None, metadata=cli(
-        "Training steps of each tournament supernet (first-order DARTS on real CIFAR-10 batches; the first third "
-        "trains weights only).", min=1, per_space=True))
+        "Training steps of each tournament: the supernet's (first-order DARTS on real batches; the first third "
+        "trains weights only), or each candidate's when judged by training speed.", min=1, per_space=True))
     tournament_C: int | None = field(default=None, metadata=cli(
         "Channels C of the tournament supernet's first stage (the candidates' cells compete at a common width).",
         flag="--tournament-width", min=1, per_space=True))

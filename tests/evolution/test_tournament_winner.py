@@ -54,16 +54,21 @@ def _players(scores):
 def test_a_difference_inside_the_darts_band_does_not_flip_the_decision():
     """Noise smaller than the band (as between thread counts) leaves a near tie to the aggregate, either way."""
     config = SearchConfig(space="darts")
-    band = config.tournament_tie_band
+    band, w = config.tournament_tie_band, config.tournament_prior
     assert band > 0
-    survival = TournamentSurvival(4, None, ("s",), ranking=linear_rank_sum, ranked=("s",),
-                                  prior_weight=config.tournament_prior, tie_band=band)
-    players = _players([1.0, 2.0, 3.0, 4.0])  # player 0 is the aggregate's best
-    values = np.array([-2.0, -2.0, -2.3, -2.4])
-    for noise in (+0.9 * band, -0.9 * band):  # player 1 slightly better or slightly worse than player 0
-        shifted = values + np.array([0.0, noise, 0.0, 0.0])
+
+    def survival(tie_band: float) -> TournamentSurvival:
+        return TournamentSurvival(4, None, ("s",), ranking=linear_rank_sum, ranked=("s",), prior_weight=w,
+                                  tie_band=tie_band)
+
+    players = _players([1.0, 2.0, 3.0, 4.0])  # ranks 0, 1/3, 2/3, 1: player 0 is the aggregate's best
+    # Player 1's training speed makes up exactly its prior handicap w/3: after the prior the two are level.
+    level = np.array([-2.0, -2.0 + w / 3, -2.3, -2.4])
+    for noise in (+0.9 * band, -0.9 * band):  # player 1 slightly ahead or slightly behind
+        shifted = level + np.array([0.0, noise, 0.0, 0.0])
         weights = np.exp(shifted) / np.exp(shifted).sum()
-        assert survival._winner(players, weights, int(np.argmax(shifted))) == 0
-    # A clear lead (beyond the band and the prior) still wins.
-    clear = values + np.array([0.0, band + config.tournament_prior + 0.05, 0.0, 0.0])
-    assert survival._winner(players, np.exp(clear) / np.exp(clear).sum(), 1) == 1
+        assert survival(band)._winner(players, weights, int(np.argmax(shifted))) == 0
+        # without the band the noise alone would decide
+        assert survival(0.0)._winner(players, weights, 1) == (1 if noise > 0 else 0)
+    clear = level + np.array([0.0, 1.1 * band, 0.0, 0.0])  # a lead beyond the band wins
+    assert survival(band)._winner(players, np.exp(clear) / np.exp(clear).sum(), 1) == 1

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from fne.data.cifar10 import load_cifar10, subset, to_tensor, train_val_split
 from fne.genotopheno.genotype import format_genotype, published
 from fne.genotopheno.spaces import get_space
+from fne.run.config import SearchConfig, config_from_dict, run_config_dict
 from fne.training.alone import run_alone_tournament, train_alone
 from fne.training.tournament import TournamentConfig
 
@@ -78,3 +79,27 @@ def test_held_out_checkpoints_do_not_change_the_training(three_classes):
             for marks, images in (((), 0), ((1, 2), 16))]
     assert runs[0][0] == runs[1][0]  # the same training losses, bit for bit
     assert runs[0][1] == {} and sorted(runs[1][1]) == [1, 2, 4]
+
+
+def test_the_darts_search_tournament_picks_the_sensible_cell():
+    """The DARTS space's own tournament (training speed, its steps, width and batch) on real images of 3 classes."""
+    arrays = subset(load_cifar10(None), 300, 0, classes=["airplane", "automobile", "bird"], relabel=True)
+    train, held_out = (to_tensor(arrays.take(part)) for part in train_val_split(arrays, 0.5, 0))
+    config = SearchConfig(space="darts").tournament_config()
+    assert config.judge == "training_speed"
+    result = run_alone_tournament(get_space("darts"), [DARTS_POOL, DARTS_NONE, DARTS_V2], train, held_out, config, 0)
+    assert result.winner == 2 and math.isnan(result.alphas[1])
+    assert result.train_loss < math.log(3)  # it trained: cross-entropy on 3 classes starts at ln 3
+
+
+def test_space_defaults_and_runs_saved_before_the_judge_existed():
+    darts, nb201 = SearchConfig(space="darts"), SearchConfig(space="nb201")
+    assert (darts.tournament_judge, darts.tournament_steps, darts.tournament_prior, darts.tournament_tie_band) == (
+        "training_speed", 12, 0.5, 0.02)
+    assert (nb201.tournament_judge, nb201.tournament_prior, nb201.tournament_tie_band) == ("alpha", 2.0, 0.0)
+    saved = run_config_dict(darts)
+    assert config_from_dict(saved) == darts
+    for key in ("tournament_judge", "tournament_tie_band"):
+        del saved["search"][key]  # a run directory from before: it resumes with the supernet, no band
+    old = config_from_dict(saved)
+    assert (old.tournament_judge, old.tournament_tie_band) == ("alpha", 0.0)
