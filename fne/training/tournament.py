@@ -1,5 +1,8 @@
 """DARTS tournament: k candidate cells mixed by softmax(alpha) in one supernet, trained briefly; max alpha wins.
 
+This is the `alpha` judge (NB201's); the DARTS space judges by each candidate's training speed alone
+(fne/training/alone.py), because on NB301 cells the alphas ranked a group no better than chance.
+
 The supernet (the same idea as DARTS's MixedOp, lifted from ops to whole cells; Liu et al., ICLR 2019):
 
 - Every candidate is built on one common skeleton by its space (`SearchSpace.tournament_network`): DARTS
