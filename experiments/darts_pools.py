@@ -12,7 +12,7 @@ as a percentile of its pool and as the gap to the pool's best:
 - each aggregate (AZ-NAS log-rank sum over the pool, as the search ranks a population);
 - the finalists' stage on each aggregate's `--top` best: successive halving by training speed (TSE),
   exactly `fne.training.finalists.successive_halving`'s rule, replayed from cached per-cell loss curves;
-- with `--tournament`, a DARTS tournament (the search's settings for the space: one supernet over the
+- with `--tournament`, a DARTS tournament (the search's supernet before issue 24: one supernet over the
   DARTS defaults' best 4 of the pool, trained on the shipped sample) won by the largest alpha, and by
   alpha with the search's heuristic prior (w = 2); each group's alphas cached in `<out>/tournaments.jsonl`.
 
@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +96,8 @@ class Tournaments:
     def __init__(self, path: Path, curves: Curves, seed: int):
         self.path, self.curves, self.seed = path, curves, seed
         self.search = SearchConfig(space="darts", seed=seed, device="cpu")
-        self.settings = self.search.tournament_config()
+        # The supernet as the search played it until issue 24 (its alphas are what tournaments.jsonl caches).
+        self.settings = replace(self.search.tournament_config(), judge="alpha", steps=20, warmup_steps=6)
         self.images = None
         self.alphas: dict[str, list[float]] = {}
         if path.exists():

@@ -3,10 +3,11 @@
 - `ParetoSurvival`: pymoo's rank-and-crowding survival over parents + children on the objectives
   (selection.survive: non-dominated fronts, the overflowing front cut by crowding distance).
 - `TournamentSurvival`: the children are shuffled into groups, each group plays a tournament (the caller's
-  `play`: the search passes fne.training.tournament's brief DARTS supernet training) and its max-alpha
-  child wins. The winners enter the next population first (if there are more winners than places, the
-  Pareto-best of them); the remaining places go to the parents by Pareto rank and crowding. The children
-  that lost their tournament are discarded: the tournament replaced their heuristic selection.
+  `play`: the search passes fne.training.tournament's brief DARTS supernet training, or fne.training.alone's
+  training of each child alone) and the child its judge values most wins, with the heuristic prior and
+  tie band of `tournament_winner`. The winners enter the next population first (if there are more winners
+  than places, the Pareto-best of them); the remaining places go to the parents by Pareto rank and
+  crowding. The children that lost their tournament are discarded: the tournament replaced their heuristic selection.
 
 Both return a `Selection`: positions into the pool `[*parents, *children]`, best first (pymoo
 `core/survival.py` shape, on typed individuals instead of a Population array).
@@ -33,9 +34,9 @@ log = logging.getLogger(__name__)
 class Tournament(Protocol):
     """What a played tournament reports (fne.training.tournament.TournamentResult has these fields)."""
 
-    alphas: Sequence[float]
-    weights: Sequence[float]  # softmax(alpha), 0 for a disqualified candidate
-    winner: int  # index of the max-alpha candidate
+    alphas: Sequence[float]  # the judge's values: alpha, or minus the mean training loss when trained alone
+    weights: Sequence[float]  # softmax(alphas), 0 for a disqualified candidate
+    winner: int  # index of the candidate with the largest value
     train_loss: float
     val_loss: float
     seconds: float
@@ -72,6 +73,23 @@ class TournamentListener(Protocol):
         ...
 
 
+def tournament_winner(logits: Sequence[float], ranks: Sequence[float], prior_weight: float = 0.0,
+                      tie_band: float = 0.0) -> int:
+    """Index maximising logit - prior_weight * rank; values within tie_band of the best tie, the best rank wins.
+
+    logits: higher = better (log softmax(alpha), or minus a held-out loss), -inf or NaN for a disqualified
+    candidate; ranks in [0, 1], 0 = the best by the training-free aggregate. A difference inside the band is
+    no evidence (training noise across CPUs and thread counts is that large), so the aggregate decides it.
+    """
+    ranks = np.asarray(ranks, dtype=float)
+    values = np.asarray(logits, dtype=float) - prior_weight * ranks
+    values = np.where(np.isnan(values), -np.inf, values)
+    if not np.isfinite(values).any():
+        return int(np.argmin(ranks))
+    tied = np.flatnonzero(values >= values.max() - tie_band)
+    return int(tied[np.argmin(ranks[tied])])  # argmin keeps the lowest index among equal ranks
+
+
 def split_into_tournaments(n: int, size: int, rng: np.random.Generator) -> list[list[int]]:
     """Shuffle n offspring indices into groups of `size`; a remainder of one joins the last group."""
     order = [int(i) for i in rng.permutation(n)]
@@ -105,14 +123,15 @@ class TournamentSurvival:
 
     def __init__(self, size: int, play: Play, objectives: Sequence[str], listener: TournamentListener | None = None,
                  *, ranking: Callable[[np.ndarray], np.ndarray] | None = None, ranked: Sequence[str] = (),
-                 prior_weight: float = 0.0):
+                 prior_weight: float = 0.0, tie_band: float = 0.0):
         self.size = size  # k children per tournament
         self.play = play  # trains one group's supernet; the search passes fne.training.tournament's
         self.pareto = ParetoSurvival(objectives, ranking)
         self.listener = listener
-        # The winner maximises log softmax(alpha)_i - prior_weight * r_i, r_i in [0, 1] the child's rank in its
-        # group by the aggregate of the `ranked` scores (0 = best): 0 is the plain max-alpha tournament.
-        self.ranking, self.ranked, self.prior_weight = ranking, tuple(ranked), prior_weight
+        # The winner maximises log softmax(alphas)_i - prior_weight * r_i, r_i in [0, 1] the child's rank in its
+        # group by the aggregate of the `ranked` scores (0 = best): 0 is the judge alone.
+        # Values within tie_band of the best are ties that the aggregate decides (tournament_winner).
+        self.ranking, self.ranked, self.prior_weight, self.tie_band = ranking, tuple(ranked), prior_weight, tie_band
 
     def select(self, parents: Sequence[Individual], children: Sequence[Individual], n: int,
                rng: np.random.Generator, generation: int) -> Selection:
@@ -150,16 +169,15 @@ class TournamentSurvival:
                  record["weights"])
         return winner, record
 
-    def _winner(self, players: Sequence[Individual], weights: Sequence[float], by_alpha: int) -> int:
-        """The max-alpha player, or with a prior weight the best of alpha and the heuristic rank together."""
-        if not self.prior_weight or self.ranking is None or not self.ranked:
-            return by_alpha
-        aggregate = self.ranking(objective_matrix_of(players, self.ranked))
-        order = np.argsort(np.argsort(aggregate, kind="stable"), kind="stable")  # 0 = best
-        ranks = order / max(1, len(players) - 1)
+    def _winner(self, players: Sequence[Individual], weights: Sequence[float], by_judge: int) -> int:
+        """The judge's winner, or with a prior weight or a tie band the best of judge and heuristic rank together."""
+        if not (self.prior_weight or self.tie_band) or self.ranking is None or not self.ranked:
+            return by_judge
         weights = np.asarray(weights, dtype=float)
         if not (weights > 0).any():
-            return by_alpha
+            return by_judge
+        aggregate = self.ranking(objective_matrix_of(players, self.ranked))
+        order = np.argsort(np.argsort(aggregate, kind="stable"), kind="stable")  # 0 = best
         with np.errstate(divide="ignore"):  # a disqualified candidate (weight 0) stays out: log 0 = -inf
             logits = np.log(weights)
-        return int(np.argmax(logits - self.prior_weight * ranks))
+        return tournament_winner(logits, order / max(1, len(players) - 1), self.prior_weight, self.tie_band)

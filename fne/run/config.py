@@ -19,7 +19,7 @@ from fne.scoring.aggregation import AGGREGATES
 from fne.scoring.fitness import DEFAULT_HEURISTICS, HEURISTICS, FitnessConfig
 from fne.threads import default_threads
 from fne.training.finalists import FINALIST_DTYPES, FinalistConfig
-from fne.training.tournament import TournamentConfig
+from fne.training.tournament import TOURNAMENT_JUDGES, TournamentConfig
 from fne.version import __version__
 
 EXTRA_OBJECTIVES = ("params", "flops", "log_latency")  # log_latency: fne/deploy/latency_search.py
@@ -31,8 +31,14 @@ FINALIST_SEED_PATH = (2**31 - 1,)  # derived_seed path of the finalists' trainin
 # groups keep selection pressure while still rewarding different strengths.
 DEFAULT_OBJECTIVES = ("az_expressivity+az_progressivity+meco+swap", "az_trainability+zico", "log_flops")
 # The loop's size and scores when neither the config nor the space (SearchSpace.search_defaults) sets them.
+# Tournaments: the supernet's alpha with the heuristic prior w = 2 (on 20 random NB201 groups of 4 the 30-step
+# tournament alone picked the best 30% of the time, with the prior 70% from w = 2 on, the prior alone 70%;
+# experiments/results/tournament_prior.md); no tie band (alpha differences are not compared across machines).
 LOOP_DEFAULTS = {"population": 16, "offspring": 16, "generations": 8, "tournament_every": 3, "finalists": 0,
-                 "heuristics": DEFAULT_HEURISTICS, "pareto_objectives": DEFAULT_OBJECTIVES}
+                 "heuristics": DEFAULT_HEURISTICS, "pareto_objectives": DEFAULT_OBJECTIVES,
+                 "tournament_judge": "alpha", "tournament_prior": 2.0, "tournament_tie_band": 0.0}
+# What runs whose config.json predates a setting did, so that they resume as they started.
+SETTINGS_BEFORE = {"finalists": 0, "tournament_judge": "alpha", "tournament_prior": 2.0, "tournament_tie_band": 0.0}
 
 
 @dataclass(frozen=True)
@@ -53,20 +59,25 @@ class SearchConfig:
         "Every k-th generation selects the children by DARTS tournaments instead of Pareto survival (0: never).",
         min=0, per_space=True))
     tournament_size: int = field(default=4, metadata=cli(
-        "k: children mixed in one tournament supernet; the one with the largest alpha survives.", min=2))
+        "k: children in one tournament; the one its judge values most (with the prior) survives.", min=2))
     tournament_steps: int | None = field(default=None, metadata=cli(
-        "Training steps of each tournament supernet (first-order DARTS on real CIFAR-10 batches; the first third "
-        "trains weights only).", min=1, per_space=True))
+        "Training steps of each tournament: the supernet's (first-order DARTS on real batches; the first third "
+        "trains weights only), or each candidate's when judged by training speed.", min=1, per_space=True))
     tournament_C: int | None = field(default=None, metadata=cli(
         "Channels C of the tournament supernet's first stage (the candidates' cells compete at a common width).",
         flag="--tournament-width", min=1, per_space=True))
     tournament_batch_size: int | None = field(default=None, metadata=cli(
         "Images per tournament training step.", min=1, per_space=True))
-    # w = 2: on 20 random NB201 groups of 4 the 30-step tournament alone picked the best 30% of the time, with
-    # the prior 70% from w = 2 on (the prior alone: 70%); experiments/results/tournament_prior.md.
-    tournament_prior: float = field(default=2.0, metadata=cli(
-        "Weight w of the heuristic prior in a tournament: the winner maximises log softmax(alpha) - w * r, r in "
-        "[0, 1] its rank by rank_combined in its group (0: the plain max-alpha tournament).", min=0.0))
+    tournament_judge: str | None = field(default=None, metadata=cli(
+        "What decides a tournament: alpha (the candidates mixed in one supernet by softmax(alpha), first-order "
+        "DARTS) or training_speed (each candidate trained alone on the same batches, judged by its mean "
+        "training loss).", choices=TOURNAMENT_JUDGES, per_space=True))
+    tournament_prior: float | None = field(default=None, metadata=cli(
+        "Weight w of the heuristic prior in a tournament: the winner maximises its judge's log-value - w * r, r "
+        "in [0, 1] its rank by rank_combined in its group (0: the judge alone).", min=0.0, per_space=True))
+    tournament_tie_band: float | None = field(default=None, metadata=cli(
+        "Differences of the judge's value within this band are ties, decided by rank_combined (the value's "
+        "noise across CPUs and thread counts).", min=0.0, per_space=True))
     tournament_images: int = field(default=2000, metadata=cli(
         "Images drawn from --data for the tournaments, split half/half into training and held-out "
         "(the shipped sample always gives its 1,000).", min=2))
@@ -152,8 +163,7 @@ class SearchConfig:
         if any(name not in self.heuristics for name in grouped):
             raise ConfigError(f"pareto_objectives {', '.join(self.pareto_objectives)}: every member must be one of "
                               f"the heuristics {', '.join(self.heuristics)}")
-        if self.tournament_prior is not None and self.tournament_prior < 0:
-            raise ConfigError(f"tournament_prior={self.tournament_prior} must not be negative")
+        self._check_tournaments()
         positive = {"population": self.population, "offspring": self.offspring, "tournament_steps":
                     self.tournament_steps, "tournament_C": self.tournament_C, "tournament_batch_size":
                     self.tournament_batch_size, "tournament_images": self.tournament_images,
@@ -166,10 +176,6 @@ class SearchConfig:
         if self.generations < 0 or self.tournament_every < 0:
             raise ConfigError(f"generations={self.generations} and tournament_every={self.tournament_every} "
                               "must not be negative")
-        if self.tournament_size < 2:
-            raise ConfigError(f"tournament_size={self.tournament_size} must be at least 2")
-        if self.tournament_every and self.offspring < 2:
-            raise ConfigError(f"offspring={self.offspring}: tournaments need at least 2 children per generation")
         if self.seed < 0:
             raise ConfigError(f"seed={self.seed} must be a non-negative integer")
         if not self.heuristics or any(name not in HEURISTICS for name in self.heuristics):
@@ -211,6 +217,19 @@ class SearchConfig:
         if self.latency_threads < 1:
             raise ConfigError(f"latency_threads={self.latency_threads} must be at least 1")
 
+    def _check_tournaments(self) -> None:
+        """The tournament settings' ranges (after the space's defaults are resolved)."""
+        if self.tournament_prior < 0 or self.tournament_tie_band < 0:
+            raise ConfigError(f"tournament_prior={self.tournament_prior} and tournament_tie_band="
+                              f"{self.tournament_tie_band} must not be negative")
+        if self.tournament_judge not in TOURNAMENT_JUDGES:
+            raise ConfigError(f"tournament_judge={self.tournament_judge!r} is not one of "
+                              f"{', '.join(TOURNAMENT_JUDGES)}")
+        if self.tournament_size < 2:
+            raise ConfigError(f"tournament_size={self.tournament_size} must be at least 2")
+        if self.tournament_every and self.offspring < 2:
+            raise ConfigError(f"offspring={self.offspring}: tournaments need at least 2 children per generation")
+
     @property
     def objectives(self) -> tuple[str, ...]:
         """What Pareto survival minimises: the objectives (grouped or not), then any extra objectives."""
@@ -236,7 +255,7 @@ class SearchConfig:
         """How one DARTS tournament trains (a third of the steps are weight-only warm-up)."""
         return TournamentConfig(size=self.tournament_size, steps=self.tournament_steps,
                                 warmup_steps=self.tournament_steps // 3, batch_size=self.tournament_batch_size,
-                                C=self.tournament_C)
+                                C=self.tournament_C, judge=self.tournament_judge)
 
     def loop_config(self) -> LoopConfig:
         """The evolution loop's parameters."""
@@ -265,12 +284,13 @@ def run_config_dict(config: SearchConfig, dataset: dict[str, Any] | None = None)
 def config_from_dict(data: dict[str, Any]) -> SearchConfig:
     """The SearchConfig saved in a run's config.json."""
     try:
-        # Runs started before the finalists' stage existed pick by rank_combined alone, and resume that way.
+        # Runs started before the finalists' stage existed pick by rank_combined alone, and resume that way;
+        # runs started before the tournament's judge was a setting play alpha tournaments (SETTINGS_BEFORE).
         # Runs started before --data saved the dataset spec as data_dir.
         saved = dict(data["search"])
         if "data_dir" in saved:
             saved.setdefault("data", saved.pop("data_dir"))
-        return SearchConfig(**{"finalists": 0, **saved})
+        return SearchConfig(**{**SETTINGS_BEFORE, **saved})
     except (KeyError, TypeError) as error:
         raise CheckpointError(f"config.json does not hold a search config this fne understands ({error})") \
             from None

@@ -28,6 +28,7 @@ from fne.evolution.loop import GenerationOutcome
 from fne.evolution.seeds import derived_seed, generation_rng
 from fne.run import rundir
 from fne.run.config import SearchConfig
+from fne.run.stage_times import StageTimes
 
 APPEND_ONLY = ("history.csv", "populations.csv", "timings.csv", "tournaments.csv")
 
@@ -116,6 +117,7 @@ class RunRecorder:
         self.tables = {name: AppendOnlyTable(self.run_dir / name, digest=name == "history.csv")
                        for name in APPEND_ONLY}
         self.history_rows = 0
+        self.stages = StageTimes(self.run_dir / "stage_times.csv")  # the search adds its stages' CPU time
 
     @property
     def score_names(self) -> tuple[str, ...]:
@@ -136,6 +138,7 @@ class RunRecorder:
         self.tables["tournaments.csv"].append(pd.DataFrame(list(outcome.selection.tournaments)))
         rundir.atomic_write_csv(self.run_dir / "population.csv", population)
         rundir.atomic_write_csv(self.run_dir / "pareto_front.csv", population[population["front"] == 0])
+        self.stages.write()
         self._checkpoint(outcome)
 
     def _checkpoint(self, outcome: GenerationOutcome) -> None:
@@ -152,10 +155,12 @@ class RunRecorder:
             "table_bytes": {name: table.size for name, table in self.tables.items()}})
 
     def finish(self, final: pd.DataFrame, best: dict[str, Any], finalists: pd.DataFrame | None = None) -> None:
-        """The finished run's final population (with its `best` flag), finalists.csv if any, and best.json."""
+        """The finished run's final population (with its `best` flag), finalists.csv if any, stage_times.csv and
+        best.json."""
         rundir.atomic_write_csv(self.run_dir / "final_population.csv", final)
         if finalists is not None:
             rundir.atomic_write_csv(self.run_dir / "finalists.csv", finalists)
+        self.stages.write()
         rundir.atomic_write_json(self.run_dir / "best.json", best, strict=True)
 
     def restore(self, checkpoint: dict[str, Any]) -> RestoredState:
@@ -168,6 +173,7 @@ class RunRecorder:
                                   "corrupt or foreign")
         for name, table in self.tables.items():
             table.truncate(int(checkpoint["table_bytes"].get(name, 0)))
+        self.stages.restore(generation)
         if self.tables["history.csv"].digest() != checkpoint["history_sha256"]:
             raise CheckpointError(f"{self.run_dir / 'history.csv'} does not match {path} (its SHA-256 differs): "
                                   "the history was edited or the checkpoint is foreign; the run cannot be resumed")

@@ -52,6 +52,8 @@ from fne.run.evaluation import Evaluator
 from fne.run.final_pick import final_pick, picked_by_finalists
 from fne.run.progress import ProgressBars
 from fne.run.recorder import RunRecorder
+from fne.run.stage_times import Stopwatch
+from fne.training.alone import run_alone_tournament
 from fne.training.tournament import TournamentResult, run_tournament
 
 log = logging.getLogger(__name__)
@@ -118,15 +120,16 @@ def build_evolution(space: SearchSpace, config: SearchConfig, listener: Any = No
     if config.tournament_every:
         images = functools.cache(lambda: tournament_tensors(config, dataset))  # loaded when the first one plays
         settings, device = config.tournament_config(), resolve_device(config.device)
+        runner = run_alone_tournament if settings.judge == "training_speed" else run_tournament
 
         def play(genotypes: Sequence[str], generation: int, number: int) -> TournamentResult:
             train, held_out = images()
-            return run_tournament(space, list(genotypes), train, held_out, settings,
-                                  derived_seed(config.seed, generation, number), device)
+            return runner(space, list(genotypes), train, held_out, settings,
+                          derived_seed(config.seed, generation, number), device)
 
         tournament = TournamentSurvival(settings.size, play, config.objectives, listener,
                                         ranking=config.ranking(), ranked=config.heuristics,
-                                        prior_weight=config.tournament_prior)
+                                        prior_weight=config.tournament_prior, tie_band=config.tournament_tie_band)
     budget = SizeBudget(config.max_params, config.max_flops)
     checks = [BudgetCheck(space, budget).fits] if budget.active else []
     if config.max_latency_ms:
@@ -235,8 +238,11 @@ def _drive(config: SearchConfig, space: SearchSpace, run_dir: Path, config_dict:
         bars.close()
     best = None
     if evolution.done:
-        final, best, finalists = final_pick(config, evolution.population, evaluated, space, progress, dataset)
+        with recorder.stages.measure(evolution.generation + 1, "final_pick"):
+            final, best, finalists = final_pick(config, evolution.population, evaluated, space, progress,
+                                                    dataset)
         recorder.finish(final, best, finalists)
+        log.info("CPU seconds by stage: %s", ", ".join(f"{k} {v:.1f}" for k, v in recorder.stages.totals().items()))
         accuracy = "" if np.isnan(best.get("true_accuracy", np.nan)) else f", true accuracy {best['true_accuracy']}%"
         log.info("best by %s: %s (id %s, rank_combined %s%s)", config.aggregate, best["genotype"], best["id"],
                  best["rank_combined"], accuracy)
@@ -249,15 +255,20 @@ def _generation(evolution: Evolution, evaluator: Evaluator, recorder: RunRecorde
                 truth: Mapping[str, float] | None) -> list[Individual]:
     config = evolution.config
     start = time.perf_counter()
+    watch = Stopwatch()
     candidates = evolution.ask()
     generation = evolution.generation + 1
+    recorder.stages.add(generation, "breeding", watch)  # the size budget builds every candidate it checks
     heuristics = list(config.heuristics)
     current = table_of(evolution.population, heuristics) if evolution.population else None
     bars.start_scoring(generation, len(candidates), current[heuristics].min() if current is not None else None)
-    children = score_candidates(candidates, evaluator, heuristics, truth, bars) if candidates else []
+    with recorder.stages.measure(generation, "scoring"):
+        children = score_candidates(candidates, evaluator, heuristics, truth, bars) if candidates else []
     bars.end_scoring()
     evaluation_seconds = time.perf_counter() - start
+    watch = Stopwatch()  # restarted: the selection's own time
     outcome = evolution.tell(children)
+    recorder.stages.add(generation, "tournaments" if outcome.selection.kind == "tournament" else "pareto", watch)
     timing = {"seconds": time.perf_counter() - start, "evaluations": len(children),
               "evaluation_seconds": evaluation_seconds, "tournament_seconds": outcome.selection.seconds}
     recorder.on_generation(outcome, timing)

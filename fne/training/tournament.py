@@ -1,5 +1,8 @@
 """DARTS tournament: k candidate cells mixed by softmax(alpha) in one supernet, trained briefly; max alpha wins.
 
+This is the `alpha` judge (NB201's); the DARTS space judges by each candidate's training speed alone
+(fne/training/alone.py), because on NB301 cells the alphas ranked a group no better than chance.
+
 The supernet (the same idea as DARTS's MixedOp, lifted from ops to whole cells; Liu et al., ICLR 2019):
 
 - Every candidate is built on one common skeleton by its space (`SearchSpace.tournament_network`): DARTS
@@ -45,6 +48,9 @@ from fne.genotopheno.network import Network
 from fne.genotopheno.spaces import SearchSpace
 from fne.registry import Registry
 
+# What decides a tournament: the supernet's alpha (here), or each candidate's training speed when trained
+# alone on the same batches (fne.training.alone).
+TOURNAMENT_JUDGES = ("alpha", "training_speed")
 # Supernet classes by the layout a space names in `SearchSpace.tournament_layout`.
 SUPERNETS: Registry[type[nn.Module]] = Registry("tournament supernet layout")
 
@@ -68,8 +74,11 @@ class TournamentConfig:
     # BatchNorm after each mixture (removes its scale as a knob). Measured worse on 20 random NB201 groups of 4
     # (winner's mean true-accuracy rank 2.70 vs 2.10 without; random 2.50): experiments/tournament_quality.py.
     normalise_mixture: bool = False
+    judge: str = "alpha"  # one of TOURNAMENT_JUDGES; training_speed trains each candidate alone for `steps`
 
     def __post_init__(self) -> None:
+        if self.judge not in TOURNAMENT_JUDGES:
+            raise ConfigError(f"tournament judge {self.judge!r} is not one of {', '.join(TOURNAMENT_JUDGES)}")
         if self.size < 2:
             raise ConfigError(f"tournament size {self.size} must be at least 2")
         if self.steps < 1 or not 0 <= self.warmup_steps < self.steps:

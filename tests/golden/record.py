@@ -26,11 +26,11 @@ SEARCHES = {
     "darts": dict(space="darts", population=4, offspring=4, generations=2, tournament_every=2, tournament_size=2,
                   tournament_steps=3, tournament_C=4, tournament_images=64, batch_size=8, seed=3,
                   device="cpu", heuristics=HEURISTICS, aggregate="linear", final_pick="population", finalists=0,
-                  tournament_prior=0.0),
+                  tournament_prior=0.0, tournament_judge="alpha", tournament_tie_band=0.0),
     "nb201": dict(space="nb201", population=4, offspring=4, generations=2, tournament_every=2, tournament_size=2,
                   tournament_steps=3, tournament_C=4, tournament_images=64, batch_size=8, seed=5,
                   device="cpu", heuristics=HEURISTICS, aggregate="linear", final_pick="population", finalists=0,
-                  tournament_prior=0.0),
+                  tournament_prior=0.0, tournament_judge="alpha", tournament_tie_band=0.0),
 }
 PLOT_SCORES = dict(sample=6, seed=2, batch_size=8, heuristics=HEURISTICS, C=8, layers=1, aggregate="linear")
 

@@ -56,7 +56,7 @@ def test_supernet_with_one_dominant_alpha_is_that_candidates_network(name):
 ])
 def test_tournament_picks_the_sensible_cell(three_classes, name, candidates, good):
     train, held_out = three_classes
-    # The search's own defaults for the space (darts: C=4, batch 16, 20 steps; nb201: C=8, batch 32, 30 steps).
+    # The supernet at the space's defaults (darts: C=4, batch 16, 12 steps; nb201: C=8, batch 32, 30 steps).
     config = replace(SearchConfig(space=name).tournament_config(), size=3)
     result = run_tournament(get_space(name), candidates, train, held_out, config, seed=0)
     assert result.winner == good
