@@ -2,6 +2,7 @@
 
     python experiments/default_picks.py            # ~2 x 10 CPU-min (DARTS) + 2 x 45 CPU-min (NB201)
     python experiments/default_picks.py --out /tmp/picks --search-args "--generations 1 --finalist-steps 8"
+    python experiments/default_picks.py --threads 1 & python experiments/default_picks.py --threads 2  # two cores
 
 Runs the default DARTS search (`python NAS_on_cifar10.py`, seed 0) and the default NB201 search (`--space
 nb201` with the shared NB201 ground truth, seed 0), each with `--threads 1` and `--threads 2` on the CPU,
@@ -77,6 +78,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="the thread counts only matter on the CPU")
     parser.add_argument("--search-args", default="", help="extra NAS_on_cifar10.py options (for a quick check)")
     parser.add_argument("--spaces", nargs="+", default=list(SPACES), choices=list(SPACES))
+    parser.add_argument("--threads", nargs="+", type=int, default=list(THREADS), choices=list(THREADS),
+                        help="run only these thread counts (two processes can then share the machine); "
+                             "the picks are compared, and the files written, once all four runs are done")
     args = parser.parse_args()
     if "nb201" in args.spaces and not NB201_TABLE.is_file():
         raise SystemExit(f"error: the NB201 search needs {NB201_TABLE} (the shared data beside the checkout)")
@@ -88,7 +92,11 @@ def main() -> None:
                          "give the same, or another --out")
     recorded.write_text(json.dumps(args.search_args))
     rows = [run_once(space, threads, root, args.device, shlex.split(args.search_args))
-            for space in args.spaces for threads in THREADS]
+            for space in args.spaces for threads in args.threads]
+    if sorted(args.threads) != list(THREADS):
+        print(pd.DataFrame(rows).to_string(index=False))
+        print("rerun without --threads to compare the picks and write the files, once every run is done")
+        return
     table = pd.DataFrame(rows)
     table.to_csv(args.out / "default_picks_runs.csv", index=False)
     print(table.to_string(index=False))

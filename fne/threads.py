@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
@@ -72,3 +74,16 @@ def apply_thread_rule(threads: int | None = None) -> int:
     log.info("torch threads: %d intra-op, %d inter-op, %s=%s", torch.get_num_threads(),
              torch.get_num_interop_threads(), PASSIVE_WAIT[0], os.environ.get(PASSIVE_WAIT[0]))
     return count
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the block on one torch thread, then restore the count (for work too small to split across threads)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -62,8 +62,10 @@ class DartsSpace(SearchSpace):
     # w = 0.5 (the judge differs from the aggregate in 8% of groups, rank -0.001 [-0.025, +0.025]; w = 0.2
     # differs in 24% and loses 0.087 [0.043, 0.130]). Training speed rather than held-out loss: across 1, 2
     # and 4 threads a cell's TSE after 12 steps moved by at most 0.014 nats, its held-out loss by 0.13, so the
-    # tie band is 0.02 (differences inside it are decided by the aggregate). Cost: 4 x 12 single-network steps,
-    # about a third of the 20-step supernet (4 candidates x 34 forward-backward passes).
+    # tie band is 0.02 (differences inside it are decided by the aggregate). The candidates now train on one
+    # thread (fne/training/alone.py), so the thread count no longer moves TSE at all; the band stays for other
+    # CPUs' kernels, which round differently as thread counts did. Cost: 4 x 12 single-network steps, about a
+    # third of the 20-step supernet (4 candidates x 34 forward-backward passes).
     tournament_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType(
         {"tournament_judge": "training_speed", "tournament_steps": 12, "tournament_C": 4,
          "tournament_batch_size": 16, "tournament_prior": 0.5, "tournament_tie_band": 0.02})

@@ -71,6 +71,23 @@ def test_a_dead_candidate_is_disqualified_and_the_result_is_reproducible(three_c
     assert second.alphas[1:] == first.alphas[1:]
 
 
+def test_the_values_are_the_same_at_any_thread_count_and_the_count_is_restored(three_classes):
+    # The candidates train on one thread whatever the caller's count, so the float sums, and the pick, cannot
+    # depend on it; the caller's count comes back afterwards.
+    train, held_out = three_classes
+    before = torch.get_num_threads()
+    results = {}
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            results[threads] = run_alone_tournament(get_space("darts"), [DARTS_V2, DARTS_POOL], train, held_out,
+                                                    CONFIG, seed=1).alphas
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    assert results[1] == results[2]
+
+
 def test_held_out_checkpoints_do_not_change_the_training(three_classes):
     train, held_out = three_classes
     space = get_space("darts")
