@@ -31,6 +31,7 @@ from tests.golden.tolerance import (
     UNTRAINED,
     assert_close,
     assert_same_table,
+    reason_text,
     smallest_gap_over_bound,
     tolerance_of,
 )
@@ -138,6 +139,19 @@ def test_tolerance_flags_a_difference_beyond_it():
                     old.assign(grad_corr=[np.nan, 20.0])):
         with pytest.raises(AssertionError):
             assert_same_table(changed, old, "t")
+
+
+def test_undefined_reasons_compare_without_the_floats_they_quote():
+    """Which rows are undefined and why must match; the noise value a reason quotes may differ (another LAPACK)."""
+    reason = "ntk: NTK singular (lambda_min/lambda_max = {}); linear_regions: {} samples share a pattern"
+    old = pd.DataFrame({"id": [1, 2], "error": [reason.format("-5.78e-17", 3), np.nan]})
+    assert_same_table(old.assign(error=[reason.format("-6.98e-17", 3), np.nan]), old, "t")
+    for changed in (old.assign(error=[reason.format("-5.78e-17", 4), np.nan]),  # a count is not noise
+                    old.assign(error=["grad_corr: input Jacobian is constant", np.nan]),
+                    old.assign(error=[np.nan, np.nan]), old.assign(error=[reason.format("1.0", 3), "x"])):
+        with pytest.raises(AssertionError):
+            assert_same_table(changed, old, "t")
+    assert reason_text("a = -5.78e-17, b = 2.5, c = 1e-3, 64 samples") == "a = <x>, b = <x>, c = <x>, 64 samples"
 
 
 def test_ill_conditioned_scores_have_their_own_bound():
