@@ -41,6 +41,7 @@ from torch import nn
 
 from fne.errors import ConfigError
 from fne.genotopheno.search_space import SearchSpace
+from fne.memory import release_freed_memory
 from fne.scoring.aggregation import az_nas_log_rank
 from fne.training.recipe import Stats, augment_batch
 
@@ -252,6 +253,7 @@ def successive_halving(space: SearchSpace, genotypes: Sequence[str], images: tor
         for index in alive:
             runs[index].advance(batches, rung, on_step)
             stopped_at[index] = rung
+            release_freed_memory()  # else the freed activations of each network pile up (fne/memory.py)
         if on_rung is not None:
             on_rung(number, len(alive))
         alive = sorted(alive)  # in the aggregate's order, so that it breaks ties
