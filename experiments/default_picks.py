@@ -68,7 +68,8 @@ def run_once(space: str, threads: int, root: Path, device: str, extra: list[str]
     best = json.loads((run_dir / "best.json").read_text())
     cpu = json.loads(cpu_path.read_text())["cpu_seconds"] if cpu_path.exists() else float("nan")
     return {"space": space, "threads": threads, "genotype": best["genotype"], "id": best.get("id"),
-            "true_accuracy": best.get("true_accuracy"), "cpu_minutes": round(cpu / 60, 2), "run_dir": str(run_dir)}
+            "true_accuracy": best.get("true_accuracy"), "cpu_minutes": round(cpu / 60, 2),
+            "run_dir": f"{root.name}/{run_dir.name}"}  # relative to <out>: the same on any machine
 
 
 def main() -> None:
