@@ -2,6 +2,7 @@
 
     python experiments/zico_noise.py --cells 40
     python experiments/zico_noise.py --history experiments/results/default_picks_runs/nb201-threads1/history.csv
+    python experiments/zico_noise.py --study report/heuristics/scores.csv --threads 1   # what a cap does to ranking
 
 Scores the cells (a seeded random sample of the space, or every k-th row of a run's history.csv) with `zico`
 alone through `fne.score`, at each thread count, keeping the two half-batches' loss gradients that ZiCo reads.
@@ -10,6 +11,10 @@ From the same gradients it recomputes ZiCo with the per-entry ratio mean|g|/std(
 spread of a cell's ZiCo over the thread counts, and the share of the uncapped sum that entries with a ratio
 over 1e3 carry. With two mini-batches the ratio is (|g1|+|g2|)/|g1-g2|: entries whose two gradients agree to
 float32 rounding get ratios of 1e5 and more, which float noise sets (experiments/results/default_picks.md).
+
+With `--study` (a plot_scores scores.csv: arch_str, cifar10_test and the NB201 default scores) it scores that
+study's cells instead and prints, per cap, the Spearman correlation with the true accuracy of ZiCo and of
+rank_combined (the study's other six default scores with this ZiCo), with 95% bootstrap intervals.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import torch
 import fne
 import fne.scoring.zico as zico_module
 from fne.genotopheno.spaces import get_space
+from fne.scoring.aggregation import az_nas_log_rank
+from fne.scoring.fitness import DEFAULT_HEURISTICS
 from fne.scoring.probe_gradients import LossGradients
 
 
@@ -45,13 +52,16 @@ def share_over(gradients: LossGradients, threshold: float) -> float:
     return float(ratio[ratio > threshold].sum() / ratio.sum())
 
 
-def gradients_at(cells: list[str], space: str, threads: int) -> list[LossGradients]:
-    """Each cell's ZiCo gradients as `fne.score` computes them at `threads` torch threads."""
-    captured: list[LossGradients] = []
+def zico_at(cells: list[str], space: str, threads: int, caps: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(cells x caps) ZiCo of each cell at each cap, and each cell's share over 1e3, as `fne.score` computes them
+    at `threads` torch threads; only these numbers are kept, not the gradients (2 x 0.6 M floats a cell)."""
+    values: list[list[float]] = []
+    shares: list[float] = []
     original = zico_module.zico_score
 
     def recording(gradients: LossGradients):
-        captured.append(gradients)
+        values.append([capped_zico(gradients, cap) for cap in caps])
+        shares.append(share_over(gradients, 1e3))
         return original(gradients)
 
     before = torch.get_num_threads()
@@ -62,9 +72,32 @@ def gradients_at(cells: list[str], space: str, threads: int) -> list[LossGradien
     finally:
         zico_module.zico_score = original
         torch.set_num_threads(before)
-    if len(captured) != len(cells):
-        raise SystemExit(f"error: {len(cells) - len(captured)} cell(s) had no ZiCo gradients")
-    return captured
+    if len(values) != len(cells):
+        raise SystemExit(f"error: {len(cells) - len(values)} cell(s) had no ZiCo gradients")
+    return np.array(values), np.array(shares)
+
+
+def spearman_interval(score: np.ndarray, truth: np.ndarray, resamples: int = 1000) -> tuple[float, float, float]:
+    """Spearman of -score (scores are minimised) with the truth, and its 95% bootstrap interval."""
+    ranks = lambda v: pd.Series(v).rank().to_numpy()  # noqa: E731 - a one-line helper
+    rho = lambda idx: float(np.corrcoef(ranks(-score[idx]), ranks(truth[idx]))[0, 1])  # noqa: E731
+    rng = np.random.default_rng(0)
+    boot = [rho(rng.integers(0, len(truth), len(truth))) for _ in range(resamples)]
+    return rho(np.arange(len(truth))), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
+
+
+def study_correlations(study: Path, values: np.ndarray, caps: list[float]) -> pd.DataFrame:
+    """Per cap: Spearman (and interval) of -ZiCo and of rank_combined with the study's true accuracies."""
+    table = pd.read_csv(study)
+    truth = table["cifar10_test"].to_numpy(float)
+    others = [c for c in DEFAULT_HEURISTICS if c != "zico"]
+    rows = []
+    for column, cap in enumerate(caps):
+        zico = -values[:, column]  # minimised, as fne registers it
+        combined = az_nas_log_rank(table[others].assign(zico=zico), [*others, "zico"])
+        rows.append({"cap": cap, **dict(zip(("zico", "zico_lo", "zico_hi"), spearman_interval(zico, truth))),
+                     **dict(zip(("rank_combined", "rc_lo", "rc_hi"), spearman_interval(combined, truth)))})
+    return pd.DataFrame(rows)
 
 
 def main() -> None:
@@ -74,25 +107,31 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--history", type=Path, help="take every k-th genotype of this history.csv instead")
+    parser.add_argument("--study", type=Path, help="score this plot_scores scores.csv's cells, correlate")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--caps", type=float, nargs="+", default=[math.inf, 1e4, 1e3, 1e2])
     args = parser.parse_args()
+    if args.study is not None:
+        cells = pd.read_csv(args.study)["arch_str"].tolist()
+        values, _ = zico_at(cells, args.space, args.threads[0], args.caps)
+        print(study_correlations(args.study, values, args.caps).to_string(index=False, float_format="{:.3f}".format))
+        return
     if args.history is not None:
         genotypes = pd.read_csv(args.history)["genotype"].tolist()
         cells = genotypes[:: max(1, len(genotypes) // args.cells)][: args.cells]
     else:
         rng = np.random.default_rng(args.seed)
         cells = [get_space(args.space).sample(rng) for _ in range(args.cells)]
-    grads = {t: gradients_at(cells, args.space, t) for t in args.threads}
+    measured = {t: zico_at(cells, args.space, t, args.caps) for t in args.threads}
     rows = []
-    for cap in args.caps:
-        values = np.array([[capped_zico(grads[t][i], cap) for t in args.threads] for i in range(len(cells))])
+    for column, cap in enumerate(args.caps):
+        values = np.stack([measured[t][0][:, column] for t in args.threads], axis=1)
         spread = (values.max(1) - values.min(1)) / np.abs(values).max(1)
         rows.append({"cap": cap, "median_spread": np.median(spread), "max_spread": spread.max(),
                      "worst_cell": cells[int(spread.argmax())]})
     print(f"{len(cells)} {args.space} cells, threads {args.threads}; relative spread of ZiCo over the thread counts:")
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.2e}"))
-    shares = [share_over(grads[args.threads[0]][i], 1e3) for i in range(len(cells))]
+    shares = measured[args.threads[0]][1]
     print(f"share of ZiCo's ratio sum from entries over 1e3: median {np.median(shares):.2f}, max {max(shares):.2f}")
 
 
