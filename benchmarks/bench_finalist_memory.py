@@ -8,7 +8,9 @@ once with `release_freed_memory` switched off, each in its own process so that e
 (ru_maxrss). Prints both peaks, the CPU seconds and the ratios. The arms alternate over `--repeats`.
 
 Measured 2026-12-06 on the shared 2-core machine (glibc, torch 2.13 CPU, one thread, beside a one-thread run):
-8 finalists x 12 steps: peak 2.36 -> 1.71 GiB (0.72x), CPU 1.02x; 12 x 3 steps: 3.25 -> 1.68 GiB (0.52x).
+8 finalists x 12 steps: peak 2.36 -> 1.71 GiB (0.72x), CPU 1.02x; 12 x 3 steps: 3.25 -> 1.68 GiB (0.52x),
+CPU 1.28x (each release makes the next network fault its pages in again; with 3 steps a network that is a
+larger share than with the 12 to 100 of a real rung). One run per arm: the ratios carry the machine's noise.
 The NB201 default run (64 finalists) reached 17.8 GiB resident without the release.
 """
 

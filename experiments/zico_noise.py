@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from scipy import stats
 
 import fne
 import fne.scoring.zico as zico_module
@@ -33,22 +34,28 @@ from fne.genotopheno.spaces import get_space
 from fne.scoring.aggregation import az_nas_log_rank
 from fne.scoring.fitness import DEFAULT_HEURISTICS
 from fne.scoring.probe_gradients import LossGradients
+from fne.study.bootstrap import bootstrap_interval, resample_indices
+
+
+def _ratios(gradients: LossGradients) -> torch.Tensor:
+    """Each entry's mean|g| / std(g) over the mini-batches (0 where std is 0), as fne's ZiCo computes it."""
+    grads = gradients.flat
+    std = grads.std(0, correction=0)
+    return torch.where(std != 0, grads.abs().mean(0) / std, 0.0)
 
 
 def capped_zico(gradients: LossGradients, cap: float) -> float:
     """ZiCo (higher = better) with each entry's mean|g| / std(g) capped at `cap`."""
-    grads = gradients.flat
-    std = grads.std(0, correction=0)
-    ratio = torch.where(std != 0, grads.abs().mean(0) / std, 0.0).clamp(max=cap)
-    per_layer = torch.segment_reduce(ratio, "sum", lengths=torch.tensor(gradients.sizes, device=grads.device))
+    ratio = _ratios(gradients).clamp(max=cap)
+    per_layer = torch.segment_reduce(ratio, "sum", lengths=torch.tensor(gradients.sizes, device=ratio.device))
+    if not (per_layer != 0).any():
+        return -math.inf  # undefined, as fne's zico reports it: ranked last
     return float(torch.where(per_layer != 0, per_layer, 1.0).log().sum())
 
 
 def share_over(gradients: LossGradients, threshold: float) -> float:
     """The share of the summed ratios carried by entries whose ratio exceeds `threshold`."""
-    grads = gradients.flat
-    std = grads.std(0, correction=0)
-    ratio = torch.where(std != 0, grads.abs().mean(0) / std, 0.0)
+    ratio = _ratios(gradients)
     return float(ratio[ratio > threshold].sum() / ratio.sum())
 
 
@@ -78,12 +85,10 @@ def zico_at(cells: list[str], space: str, threads: int, caps: list[float]) -> tu
 
 
 def spearman_interval(score: np.ndarray, truth: np.ndarray, resamples: int = 1000) -> tuple[float, float, float]:
-    """Spearman of -score (scores are minimised) with the truth, and its 95% bootstrap interval."""
-    ranks = lambda v: pd.Series(v).rank().to_numpy()  # noqa: E731 - a one-line helper
-    rho = lambda idx: float(np.corrcoef(ranks(-score[idx]), ranks(truth[idx]))[0, 1])  # noqa: E731
-    rng = np.random.default_rng(0)
-    boot = [rho(rng.integers(0, len(truth), len(truth))) for _ in range(resamples)]
-    return rho(np.arange(len(truth))), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
+    """Spearman of -score (scores are minimised) with the truth, and its 95% bootstrap interval (fne.study's)."""
+    indices = resample_indices(len(truth), resamples, seed=0)
+    _, _, low, high = bootstrap_interval(-score, truth, indices)
+    return float(stats.spearmanr(-score, truth).statistic), low, high
 
 
 def study_correlations(study: Path, values: np.ndarray, caps: list[float]) -> pd.DataFrame:
@@ -108,12 +113,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--history", type=Path, help="take every k-th genotype of this history.csv instead")
     parser.add_argument("--study", type=Path, help="score this plot_scores scores.csv's cells, correlate")
+    parser.add_argument("--out", type=Path, help="with --study: write each cell's ZiCo per cap to this CSV")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--caps", type=float, nargs="+", default=[math.inf, 1e4, 1e3, 1e2])
     args = parser.parse_args()
     if args.study is not None:
         cells = pd.read_csv(args.study)["arch_str"].tolist()
         values, _ = zico_at(cells, args.space, args.threads[0], args.caps)
+        if args.out is not None:
+            pd.DataFrame(values, columns=[f"zico_cap_{cap:g}" for cap in args.caps]).assign(arch_str=cells).to_csv(
+                args.out, index=False)
         print(study_correlations(args.study, values, args.caps).to_string(index=False, float_format="{:.3f}".format))
         return
     if args.history is not None:
@@ -126,13 +135,15 @@ def main() -> None:
     rows = []
     for column, cap in enumerate(args.caps):
         values = np.stack([measured[t][0][:, column] for t in args.threads], axis=1)
+        values[~np.isfinite(values).all(1)] = 1.0  # an undefined cell has no spread to measure
         spread = (values.max(1) - values.min(1)) / np.abs(values).max(1)
         rows.append({"cap": cap, "median_spread": np.median(spread), "max_spread": spread.max(),
                      "worst_cell": cells[int(spread.argmax())]})
     print(f"{len(cells)} {args.space} cells, threads {args.threads}; relative spread of ZiCo over the thread counts:")
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.2e}"))
     shares = measured[args.threads[0]][1]
-    print(f"share of ZiCo's ratio sum from entries over 1e3: median {np.median(shares):.2f}, max {max(shares):.2f}")
+    print(f"share of ZiCo's ratio sum from entries over 1e3: median {np.nanmedian(shares):.2f}, "
+          f"max {np.nanmax(shares):.2f}")
 
 
 if __name__ == "__main__":

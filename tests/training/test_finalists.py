@@ -175,6 +175,16 @@ def test_every_training_step_is_reported_once_and_the_count_is_known_up_front(da
     assert rungs == [(0, 4), (1, 2)]
 
 
+def test_freed_memory_is_released_after_every_finalist_of_every_rung(data, monkeypatch):
+    """One release per finalist per rung, each after that finalist's steps (tests/test_memory.py: what it frees)."""
+    images, labels = data
+    steps, releases = [], []
+    monkeypatch.setattr(finalists, "release_freed_memory", lambda: releases.append(len(steps)) or True)
+    successive_halving(get_space("nb201"), ["C+CC+kCC", "C+CC+CCC", "k+kk+kkk", "n+nn+nnn"], images, labels, TINY,
+                       on_step=lambda: steps.append(1))
+    assert releases == [2, 4, 6, 8, 10, 12]  # 4 finalists x 2 steps, then 2 x 2; the field is then decided
+
+
 @pytest.mark.parametrize("rungs", [(2, 4, 6), (4, 8, 30)])  # fewer steps than one pass, and more (it wraps)
 def test_the_stream_over_its_drawn_positions_is_the_stream_over_all_images(data, rungs):
     images, labels = data
